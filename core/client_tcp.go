@@ -1,0 +1,139 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btest-go/btest/core/pacing"
+	"github.com/btest-go/btest/core/wire"
+)
+
+// runTCP runs the data phase of a TCP test.
+func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
+	cfg := cc.cfg
+	conns := []net.Conn{cc.primary}
+	if cfg.Connections > 1 {
+		if cc.token == 0 {
+			return Summary{}, fmt.Errorf("%w: the server answered without a session token, so it cannot run %d connections (RouterOS shows \"test unsupported\")", ErrUnsupported, cfg.Connections)
+		}
+		more, err := cc.dialSecondaries(parent)
+		if err != nil {
+			return Summary{}, err
+		}
+		conns = append(conns, more...)
+		defer func() {
+			for _, c := range more {
+				c.Close()
+			}
+		}()
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(cfg.Duration, func() { cancel(errTestDone) })
+		defer t.Stop()
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	defer stop()
+
+	transmits := cfg.Direction != Receive
+	// In a transmit test the server's status messages are the only thing
+	// arriving; they are not data and are not counted as received.
+	countRx := cfg.Direction != Transmit
+	rx := make([]paddedCounter, len(conns))
+	tx := make([]paddedCounter, len(conns))
+	var junk paddedCounter
+	var remoteCPU atomic.Int32
+	remoteCPU.Store(-1)
+	var scanner wire.StatusScanner
+	scan := func(b []byte) {
+		scanner.Scan(b, func(s wire.Status) { remoteCPU.Store(int32(s.CPU)) })
+	}
+	var pacer *pacing.Pacer
+	if cfg.LocalTxSpeed > 0 {
+		pacer = pacing.New(cfg.LocalTxSpeed, pacerBurst)
+	}
+	payload := payloadFor(cfg.Random)
+	size := writeSize(DefaultTCPTxSize)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		tuneTCP(c, cfg.SocketBuffer)
+		counter := &rx[i]
+		if !countRx {
+			counter = &junk
+		}
+		var sc func([]byte)
+		if i == 0 && cfg.Direction != Receive {
+			sc = scan
+		}
+		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc))) })
+		if transmits {
+			wg.Go(func() {
+				cancel(serverEnded(writeLoop(ctx, c, &tx[i], payload, size, DefaultTCPTxSize, pacer, nil)))
+			})
+		}
+	}
+
+	win := newRateWindow(start)
+	tick := time.NewTicker(cfg.Interval)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case now := <-tick.C:
+			win.remoteCPU = int(remoteCPU.Load())
+			st := win.next(now, sumCounters(tx), sumCounters(rx), 0, localCPU())
+			if cfg.OnInterval != nil {
+				cfg.OnInterval(st)
+			}
+		}
+	}
+	tick.Stop()
+	end := time.Now()
+	cause := context.Cause(ctx)
+	wg.Wait()
+	win.remoteCPU = int(remoteCPU.Load())
+	sum := win.summary(end, sumCounters(tx), sumCounters(rx))
+	sum.Connections = len(conns)
+	return sum, clientEndError(parent, cause)
+}
+
+// errServerClosed marks a test the server ended.
+var errServerClosed = errors.New("the server closed the connection")
+
+// serverEnded turns a data-phase I/O error into the cause of the end.
+func serverEnded(err error) error {
+	if c := endCause(err); errors.Is(c, errClientClosed) {
+		return errServerClosed
+	}
+	return fmt.Errorf("data connection: %w", err)
+}
+
+// clientEndError decides whether the way a test ended is an error: the
+// duration running out or the caller cancelling is not; the server closing
+// the connection or an I/O failure is.
+func clientEndError(parent context.Context, cause error) error {
+	switch {
+	case errors.Is(cause, errTestDone):
+		return nil
+	case parent.Err() != nil:
+		if errors.Is(parent.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", ErrTimeout, parent.Err())
+		}
+		return nil
+	case cause == nil:
+		return nil
+	}
+	return cause
+}

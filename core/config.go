@@ -1,0 +1,308 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/btest-go/btest/core/portpool"
+)
+
+// AuthMode selects how the server authenticates clients.
+type AuthMode uint8
+
+// Authentication modes.
+const (
+	// AuthNone accepts every client (RouterOS authenticate=no).
+	AuthNone AuthMode = iota
+	// AuthMD5 is the legacy challenge-response of RouterOS < 6.43. It
+	// needs plaintext passwords.
+	AuthMD5
+	// AuthECSRP5 is what RouterOS >= 6.43 servers ask for.
+	AuthECSRP5
+)
+
+// String returns "none", "md5" or "ecsrp5".
+func (m AuthMode) String() string {
+	switch m {
+	case AuthNone:
+		return "none"
+	case AuthMD5:
+		return "md5"
+	case AuthECSRP5:
+		return "ecsrp5"
+	}
+	return fmt.Sprintf("auth(%d)", uint8(m))
+}
+
+// ParseAuthMode parses "none", "md5" or "ecsrp5".
+func ParseAuthMode(s string) (AuthMode, error) {
+	switch strings.ToLower(s) {
+	case "none", "":
+		return AuthNone, nil
+	case "md5":
+		return AuthMD5, nil
+	case "ecsrp5", "ec-srp5":
+		return AuthECSRP5, nil
+	}
+	return 0, fmt.Errorf("unknown auth mode %q (want none, md5 or ecsrp5)", s)
+}
+
+// User is one account on the server.
+type User struct {
+	Name string
+	// Password is the plaintext password. MD5 authentication needs it.
+	Password string
+}
+
+// Defaults for ServerConfig fields left at zero.
+const (
+	DefaultMaxSessions      = 100 // RouterOS max-sessions default
+	DefaultMaxSessionsPerIP = 20
+	DefaultMaxConnections   = 100 // per session; RouterOS clients default to 20
+	DefaultMaxHandshakes    = 256
+	DefaultMaxDuration      = time.Hour
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultJoinTimeout      = 10 * time.Second
+	DefaultUDPIdleTimeout   = 15 * time.Second
+	DefaultUDPPortFirst     = 2001
+	DefaultUDPPortLast      = 2999
+)
+
+// ServerConfig configures a Server. Zero values take the defaults above.
+type ServerConfig struct {
+	// Auth selects the authentication every client must pass.
+	Auth AuthMode
+	// Users are the accounts for AuthMD5 and AuthECSRP5.
+	Users []User
+
+	// MaxSessions caps concurrent tests.
+	MaxSessions int
+	// MaxSessionsPerIP caps concurrent tests from one client address.
+	MaxSessionsPerIP int
+	// MaxConnections caps the TCP connections (or UDP streams) of one test.
+	MaxConnections int
+	// MaxHandshakes caps connections that have not finished their handshake.
+	MaxHandshakes int
+	// MaxDuration ends a test that runs longer. Negative means no limit.
+	MaxDuration time.Duration
+	// MaxTxRate caps what the server sends per test, in bit/s (0 = no cap).
+	// A client's remote-tx-speed below it still applies.
+	MaxTxRate uint64
+	// HandshakeTimeout bounds each handshake step (read of the command,
+	// authentication messages).
+	HandshakeTimeout time.Duration
+	// JoinTimeout bounds the wait for the secondary connections of a
+	// multi-connection test; the test then starts with those that came.
+	JoinTimeout time.Duration
+	// UDPIdleTimeout ends a UDP test when no status message arrived for so long.
+	UDPIdleTimeout time.Duration
+
+	// UDPPorts is the pool of UDP data ports. When nil the server makes one
+	// from UDPPortFirst..UDPPortLast. Sharing a pool between servers keeps
+	// their sessions off each other's ports.
+	UDPPorts *portpool.Pool
+	// UDPPortFirst and UDPPortLast bound the UDP data ports.
+	UDPPortFirst, UDPPortLast int
+
+	// Allow, when not empty, admits only clients inside these prefixes.
+	Allow []netip.Prefix
+	// Deny refuses clients inside these prefixes (checked after Allow).
+	Deny []netip.Prefix
+
+	// SocketBuffer sets SO_SNDBUF/SO_RCVBUF on data connections; 0 keeps
+	// the kernel's autotuning, which is faster on Linux.
+	SocketBuffer int
+
+	// Logger receives structured logs; nil uses slog.Default().
+	Logger *slog.Logger
+	// Observer, when set, is told about sessions and refusals (metrics).
+	Observer Observer
+}
+
+func (c *ServerConfig) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxSessions, DefaultMaxSessions)
+	def(&c.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
+	def(&c.MaxConnections, DefaultMaxConnections)
+	def(&c.MaxHandshakes, DefaultMaxHandshakes)
+	def(&c.UDPPortFirst, DefaultUDPPortFirst)
+	def(&c.UDPPortLast, DefaultUDPPortLast)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur(&c.MaxDuration, DefaultMaxDuration)
+	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	defDur(&c.JoinTimeout, DefaultJoinTimeout)
+	defDur(&c.UDPIdleTimeout, DefaultUDPIdleTimeout)
+	c.MaxConnections = min(c.MaxConnections, 255)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *ServerConfig) validate() error {
+	if c.Auth > AuthECSRP5 {
+		return fmt.Errorf("btest server: unknown auth mode %d", c.Auth)
+	}
+	if c.Auth == AuthECSRP5 && errNoECSRP5 != nil {
+		return errNoECSRP5
+	}
+	if c.Auth != AuthNone && len(c.Users) == 0 {
+		return fmt.Errorf("btest server: auth %s needs at least one user", c.Auth)
+	}
+	seen := make(map[string]bool)
+	for _, u := range c.Users {
+		if u.Name == "" {
+			return fmt.Errorf("btest server: a user has an empty name")
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("btest server: user %q is configured twice", u.Name)
+		}
+		seen[u.Name] = true
+	}
+	return nil
+}
+
+// Direction is a test direction from the client's point of view, as
+// RouterOS's /tool bandwidth-test names it.
+type Direction uint8
+
+// Client directions.
+const (
+	// Receive: the server sends, the client receives (RouterOS default).
+	Receive Direction = iota
+	// Transmit: the client sends, the server receives.
+	Transmit
+	// Both directions at once.
+	Both
+)
+
+// String returns "receive", "transmit" or "both".
+func (d Direction) String() string {
+	switch d {
+	case Receive:
+		return "receive"
+	case Transmit:
+		return "transmit"
+	case Both:
+		return "both"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
+// ParseDirection parses "receive", "transmit" or "both" (also "rx", "tx").
+func ParseDirection(s string) (Direction, error) {
+	switch strings.ToLower(s) {
+	case "receive", "rx", "download", "":
+		return Receive, nil
+	case "transmit", "tx", "send", "upload":
+		return Transmit, nil
+	case "both", "bidir":
+		return Both, nil
+	}
+	return 0, fmt.Errorf("unknown direction %q (want receive, transmit or both)", s)
+}
+
+// Defaults for ClientConfig fields left at zero.
+const (
+	DefaultPort      = 2000
+	DefaultTCPTxSize = 32768
+	DefaultUDPTxSize = 1500
+	DefaultInterval  = time.Second
+)
+
+// ClientConfig describes one test.
+type ClientConfig struct {
+	// Address is "host" or "host:port" of the server (port 2000 by default).
+	Address string
+	// UDP selects a UDP test; TCP otherwise.
+	UDP bool
+	// Direction is the client's view: Receive, Transmit or Both.
+	Direction Direction
+	// Connections is the TCP connection (or UDP stream) count, 1..255.
+	Connections int
+	// LocalTxSpeed caps what this client sends, in bit/s (0 = unlimited).
+	LocalTxSpeed uint64
+	// RemoteTxSpeed asks the server to cap what it sends, in bit/s.
+	RemoteTxSpeed uint64
+	// Duration of the test; 0 runs until ctx ends.
+	Duration time.Duration
+	// Random asks for random payload instead of zeros.
+	Random bool
+	// User and Password authenticate when the server asks.
+	User, Password string
+	// UDPTxSize is the IP packet size the server sends in UDP tests
+	// (remote-udp-tx-size, on the wire); 28..64000, default 1500.
+	UDPTxSize int
+	// LocalUDPTxSize is the IP packet size this client sends; default
+	// UDPTxSize.
+	LocalUDPTxSize int
+	// Interval between OnInterval reports; default 1 s.
+	Interval time.Duration
+	// HandshakeTimeout bounds connecting and each handshake step.
+	HandshakeTimeout time.Duration
+	// IdleTimeout ends the test with ErrTimeout when the server goes
+	// silent (UDP) for so long; default 15 s.
+	IdleTimeout time.Duration
+	// SocketBuffer sets SO_SNDBUF/SO_RCVBUF; 0 keeps kernel autotuning.
+	SocketBuffer int
+	// OnInterval, when set, gets one report per interval from the test
+	// goroutine; it must not block for long.
+	OnInterval func(IntervalStats)
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *ClientConfig) setDefaults() {
+	if c.Connections <= 0 {
+		c.Connections = 1
+	}
+	if c.UDPTxSize <= 0 {
+		c.UDPTxSize = DefaultUDPTxSize
+	}
+	if c.LocalUDPTxSize <= 0 {
+		c.LocalUDPTxSize = c.UDPTxSize
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultUDPIdleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *ClientConfig) validate() error {
+	if c.Address == "" {
+		return fmt.Errorf("btest client: no server address")
+	}
+	if c.Connections < 1 || c.Connections > 255 {
+		return fmt.Errorf("btest client: connection count %d out of range 1-255", c.Connections)
+	}
+	if c.Direction > Both {
+		return fmt.Errorf("btest client: unknown direction %d", c.Direction)
+	}
+	for _, s := range []int{c.UDPTxSize, c.LocalUDPTxSize} {
+		if s < 28 || s > 64000 {
+			return fmt.Errorf("btest client: udp tx size %d out of range 28-64000", s)
+		}
+	}
+	if c.Duration < 0 {
+		return fmt.Errorf("btest client: negative duration")
+	}
+	return nil
+}

@@ -1,0 +1,32 @@
+// Package core implements the MikroTik Bandwidth Test ("btest") protocol:
+// a server that RouterOS /tool bandwidth-test and other btest clients test
+// against, and a client that tests RouterOS and other btest servers, over TCP
+// and UDP, with MD5 and EC-SRP5 authentication.
+//
+// The package has no dependencies on Caddy or Telegraf; those front ends
+// (and the btest command) drive it through NewServer and RunClient.
+package core
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these where
+// one applies, so callers can test with errors.Is.
+var (
+	// ErrAuthFailed means the credentials were rejected (or, on the client,
+	// the server closed the connection during authentication).
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrUnsupported means the peer asked for something this side does not
+	// do, or the server could not run the requested test.
+	ErrUnsupported = errors.New("unsupported test")
+	// ErrLimit means a configured limit refused or ended the session.
+	ErrLimit = errors.New("limit reached")
+	// ErrRefused means the server closed the connection instead of
+	// accepting the test (busy, not allowed, or a limit on its side).
+	ErrRefused = errors.New("server refused the test")
+	// ErrProtocol means the peer sent bytes that do not follow the protocol.
+	ErrProtocol = errors.New("protocol error")
+	// ErrTimeout means a handshake step or a peer went silent for too long.
+	ErrTimeout = errors.New("timed out")
+	// ErrServerClosed is returned by Serve after Shutdown or Close.
+	ErrServerClosed = errors.New("btest server closed")
+)

@@ -1,0 +1,484 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btest-go/btest/core/md5auth"
+	"github.com/btest-go/btest/core/portpool"
+	"github.com/btest-go/btest/core/wire"
+)
+
+// Server is a btest server. Create it with NewServer, feed it listeners with
+// Serve, and end it with Shutdown or Close. A Server keeps the configuration
+// it was made with; to change it, make a new Server (sessions of the old one
+// finish under the old configuration).
+type Server struct {
+	cfg   ServerConfig
+	log   *slog.Logger
+	users map[string]User
+	ports *portpool.Pool
+
+	handshakes chan struct{} // semaphore of connections in handshake
+	nextID     atomic.Uint64
+	refusals   atomic.Uint64
+
+	ctx    context.Context // ends every session when cancelled
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*serverSession]struct{}
+	perIP     map[netip.Addr]int
+	pending   map[uint16]*serverSession // multi-connection tests awaiting JOINs
+	conns     sync.WaitGroup            // every connection goroutine
+}
+
+// NewServer checks cfg, applies defaults and returns a server that is not
+// yet listening.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ports := cfg.UDPPorts
+	if ports == nil {
+		var err error
+		if ports, err = portpool.New(cfg.UDPPortFirst, cfg.UDPPortLast); err != nil {
+			return nil, fmt.Errorf("btest server: %w", err)
+		}
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		users:      make(map[string]User, len(cfg.Users)),
+		ports:      ports,
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		listeners:  make(map[net.Listener]struct{}),
+		sessions:   make(map[*serverSession]struct{}),
+		perIP:      make(map[netip.Addr]int),
+		pending:    make(map[uint16]*serverSession),
+	}
+	for _, u := range cfg.Users {
+		s.users[u.Name] = u
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Serve accepts connections on ln until ln fails, Shutdown or Close is
+// called, or ctx ends (which closes the server as Close does). It always
+// returns a non-nil error: ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of file descriptors and the like: wait, do not spin.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("btest accept failed, retrying", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("btest server: accept: %w", err)
+		}
+		backoff = 0
+		if !s.track() {
+			c.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.conns.Done()
+			s.handleConn(c)
+		}()
+	}
+}
+
+// track registers a connection goroutine unless the server is closed.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// closeListeners stops accepting; it reports whether this call closed them.
+func (s *Server) closeListeners() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	return true
+}
+
+// Shutdown stops accepting, lets running tests go on until ctx ends, then
+// ends them, and returns once every connection goroutine has finished.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	<-done
+	return ctx.Err()
+}
+
+// Close stops accepting, ends every running test at once and waits for
+// their goroutines to finish.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.cancel()
+	s.conns.Wait()
+	return nil
+}
+
+// ActiveSessions returns the number of running tests.
+func (s *Server) ActiveSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Refusals returns how many connections were turned away so far.
+func (s *Server) Refusals() uint64 { return s.refusals.Load() }
+
+// UDPPorts returns the server's UDP port pool.
+func (s *Server) UDPPorts() *portpool.Pool { return s.ports }
+
+func (s *Server) refuse(remote netip.AddrPort, reason RefusalReason, err error) {
+	s.refusals.Add(1)
+	if err != nil {
+		s.log.Info("btest connection refused", "remote", remote.String(), "reason", string(reason), "err", err)
+	} else {
+		s.log.Info("btest connection refused", "remote", remote.String(), "reason", string(reason))
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Refused(remote.Addr(), reason)
+	}
+}
+
+func (s *Server) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	if len(s.cfg.Allow) > 0 {
+		ok := false
+		for _, p := range s.cfg.Allow {
+			if p.Contains(a) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range s.cfg.Deny {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+func remoteAddrPort(c net.Conn) netip.AddrPort {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap
+}
+
+// handleConn runs the handshake of one TCP connection: it becomes the
+// primary connection of a new test, or joins a pending one.
+func (s *Server) handleConn(c net.Conn) {
+	remote := remoteAddrPort(c)
+	if !s.allowed(remote.Addr()) {
+		s.refuse(remote, RefusedNotAllowed, nil)
+		c.Close()
+		return
+	}
+	select {
+	case s.handshakes <- struct{}{}:
+	default:
+		s.refuse(remote, RefusedHandshakes, nil)
+		c.Close()
+		return
+	}
+	sess, err := s.handshake(c, remote)
+	<-s.handshakes
+	if err != nil || sess == nil {
+		// Refused, failed, or a secondary that joined a session: the
+		// session goroutine owns a joined connection.
+		return
+	}
+	sess.run()
+}
+
+// step sets the deadline for one handshake step.
+func (s *Server) step(c net.Conn) {
+	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+}
+
+// handshake reads the command (or a JOIN), authenticates and answers. It
+// returns a session ready to run, or nil when the connection was handled
+// (refused, or attached to a pending session).
+func (s *Server) handshake(c net.Conn, remote netip.AddrPort) (*serverSession, error) {
+	fail := func(reason RefusalReason, err error) (*serverSession, error) {
+		s.refuse(remote, reason, err)
+		c.Close()
+		return nil, err
+	}
+	s.step(c)
+	if _, err := c.Write(wire.Hello[:]); err != nil {
+		return fail(RefusedHandshakeError, fmt.Errorf("writing hello: %w", err))
+	}
+	var first [wire.CommandSize]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		return fail(RefusedHandshakeError, fmt.Errorf("reading command: %w", timeoutErr(err)))
+	}
+	if wire.LooksLikeJoin(first[:]) {
+		var j wire.Join
+		if err := j.Unmarshal(first[:]); err != nil {
+			return fail(RefusedBadCommand, err)
+		}
+		if !s.join(j.Token, remote, c) {
+			return fail(RefusedUnknownToken, fmt.Errorf("join with unknown token %#04x", j.Token))
+		}
+		return nil, nil
+	}
+	var cmd wire.Command
+	if err := cmd.Unmarshal(first[:]); err != nil {
+		return fail(RefusedBadCommand, err)
+	}
+	if int(cmd.ConnCount) > s.cfg.MaxConnections {
+		return fail(RefusedConnections, fmt.Errorf("%w: %d connections requested, at most %d allowed", ErrLimit, cmd.ConnCount, s.cfg.MaxConnections))
+	}
+	sess := s.newSession(c, remote, cmd)
+	if reason, err := s.admit(sess); err != nil {
+		return fail(reason, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.release(sess)
+		}
+	}()
+	user, err := s.authenticate(c, remote)
+	if err != nil {
+		if errors.Is(err, ErrAuthFailed) {
+			return fail(RefusedAuthFailed, err)
+		}
+		return fail(RefusedHandshakeError, err)
+	}
+	sess.info.User = user
+	result := wire.Result{Kind: wire.ResultOK}
+	if cmd.Proto == wire.TCP && cmd.ConnCount > 1 {
+		result.Token = s.register(sess)
+	}
+	msg := result.Marshal()
+	out := msg[:]
+	if cmd.Proto == wire.UDP {
+		port, err := s.openUDP(sess)
+		if err != nil {
+			if errors.Is(err, portpool.ErrExhausted) {
+				return fail(RefusedUDPPorts, fmt.Errorf("%w: %w", ErrLimit, err))
+			}
+			return fail(RefusedUnsupported, err)
+		}
+		p := wire.MarshalPort(uint16(port))
+		out = append(out, p[:]...) // one write: RouterOS sends them together
+	}
+	s.step(c)
+	if _, err := c.Write(out); err != nil {
+		return fail(RefusedHandshakeError, fmt.Errorf("writing result: %w", err))
+	}
+	c.SetDeadline(time.Time{})
+	ok = true
+	return sess, nil
+}
+
+// authenticate runs the configured authentication and returns the user.
+func (s *Server) authenticate(c net.Conn, remote netip.AddrPort) (string, error) {
+	switch s.cfg.Auth {
+	case AuthNone:
+		return "", nil
+	case AuthMD5:
+		return s.authMD5(c)
+	case AuthECSRP5:
+		return s.authECSRP5(c)
+	}
+	return "", fmt.Errorf("%w: auth mode %s", ErrUnsupported, s.cfg.Auth)
+}
+
+func (s *Server) authMD5(c net.Conn) (string, error) {
+	ch, err := md5auth.NewChallenge(nil)
+	if err != nil {
+		return "", err
+	}
+	msg := append([]byte{byte(wire.ResultMD5), 0, 0, 0}, ch[:]...)
+	s.step(c)
+	if _, err := c.Write(msg); err != nil {
+		return "", fmt.Errorf("writing md5 challenge: %w", err)
+	}
+	// Read all 48 bytes even when a client sends the hash and the user
+	// field in two writes (btest-opensource does).
+	var buf [md5auth.ReplySize]byte
+	if _, err := io.ReadFull(c, buf[:]); err != nil {
+		return "", fmt.Errorf("reading md5 reply: %w", timeoutErr(err))
+	}
+	var r md5auth.Reply
+	if err := r.Unmarshal(buf[:]); err != nil {
+		return "", err
+	}
+	name := r.UserName()
+	u, known := s.lookupMD5(r)
+	// Verify against a dummy password for unknown users so both paths
+	// take the same time.
+	pw := []byte(u.Password)
+	if !known {
+		pw = []byte("\x00unknown-user")
+	}
+	if !r.Verify(pw, ch) || !known {
+		fail := wire.Result{Kind: wire.ResultAuthFailed}.Marshal()
+		c.Write(fail[:])
+		return "", fmt.Errorf("%w: md5 for user %q", ErrAuthFailed, name)
+	}
+	return u.Name, nil
+}
+
+// lookupMD5 finds the user a reply names. Names of 32 bytes or more arrive
+// cut to 32, so configured names are compared in their wire form.
+func (s *Server) lookupMD5(r md5auth.Reply) (User, bool) {
+	if u, ok := s.users[r.UserName()]; ok {
+		return u, true
+	}
+	for _, u := range s.users {
+		if len(u.Name) >= md5auth.UserFieldSize && md5auth.UserFieldFor(u.Name) == r.User {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// admit applies the session limits and counts the session.
+func (s *Server) admit(sess *serverSession) (RefusalReason, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ip := sess.info.Remote.Addr()
+	switch {
+	case s.closed:
+		return RefusedShuttingDown, fmt.Errorf("%w: server is shutting down", ErrLimit)
+	case len(s.sessions) >= s.cfg.MaxSessions:
+		return RefusedSessions, fmt.Errorf("%w: %d sessions running", ErrLimit, len(s.sessions))
+	case s.perIP[ip] >= s.cfg.MaxSessionsPerIP:
+		return RefusedSessionsPerIP, fmt.Errorf("%w: %d sessions from %s", ErrLimit, s.perIP[ip], ip)
+	}
+	s.sessions[sess] = struct{}{}
+	s.perIP[ip]++
+	return "", nil
+}
+
+// release forgets a session and frees its token and UDP port.
+func (s *Server) release(sess *serverSession) {
+	s.mu.Lock()
+	if _, ok := s.sessions[sess]; ok {
+		delete(s.sessions, sess)
+		ip := sess.info.Remote.Addr()
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+	}
+	if sess.token != 0 && s.pending[sess.token] == sess {
+		delete(s.pending, sess.token)
+	}
+	s.mu.Unlock()
+	sess.closeUDP()
+}
+
+// register gives a multi-connection session a fresh token. Tokens have a
+// high byte >= 2 so a JOIN can never be mistaken for a COMMAND.
+func (s *Server) register(sess *serverSession) uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		t := uint16(rand.N(0xfe00)) + 0x0200
+		if t&0xff == 0 {
+			continue // keep both bytes non-zero, as RouterOS captures show
+		}
+		if _, busy := s.pending[t]; !busy {
+			s.pending[t] = sess
+			sess.token = t
+			return t
+		}
+	}
+}
+
+// join hands a secondary connection to the pending session with token.
+// Only connections from the primary's IP address may join.
+func (s *Server) join(token uint16, remote netip.AddrPort, c net.Conn) bool {
+	s.mu.Lock()
+	sess := s.pending[token]
+	s.mu.Unlock()
+	if sess == nil || sess.info.Remote.Addr() != remote.Addr() {
+		return false
+	}
+	c.SetDeadline(time.Time{})
+	return sess.addConn(c)
+}
+
+func timeoutErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}

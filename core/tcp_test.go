@@ -1,0 +1,257 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is an Observer that keeps what the server reported.
+type recorder struct {
+	mu       sync.Mutex
+	started  []SessionInfo
+	ended    []Summary
+	errs     []error
+	refusals []RefusalReason
+	endedCh  chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{endedCh: make(chan struct{}, 1000)} }
+
+func (r *recorder) SessionStarted(i SessionInfo) {
+	r.mu.Lock()
+	r.started = append(r.started, i)
+	r.mu.Unlock()
+}
+func (r *recorder) SessionInterval(SessionInfo, IntervalStats) {}
+func (r *recorder) SessionEnded(i SessionInfo, s Summary, err error) {
+	r.mu.Lock()
+	r.ended = append(r.ended, s)
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	r.endedCh <- struct{}{}
+}
+func (r *recorder) Refused(_ netip.Addr, reason RefusalReason) {
+	r.mu.Lock()
+	r.refusals = append(r.refusals, reason)
+	r.mu.Unlock()
+}
+
+func (r *recorder) waitEnded(t *testing.T) (Summary, error) {
+	t.Helper()
+	select {
+	case <-r.endedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("server session did not end")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended[len(r.ended)-1], r.errs[len(r.errs)-1]
+}
+
+func (r *recorder) refusalList() []RefusalReason {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]RefusalReason(nil), r.refusals...)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// startServer runs a server on a loopback port and stops it at cleanup.
+func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server, string, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	cfg.Observer = rec
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return s, ln.Addr().String(), rec
+}
+
+// checkNoLeak fails when goroutines started by a test are still running.
+func checkNoLeak(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+func TestTCPMatrix(t *testing.T) {
+	type authCase struct {
+		name      string
+		mode      AuthMode
+		user, pw  string
+		wantError error
+	}
+	auths := []authCase{
+		{"none", AuthNone, "", "", nil},
+		{"md5", AuthMD5, "admin", "secret", nil},
+		{"md5-wrong", AuthMD5, "admin", "wrong", ErrAuthFailed},
+	}
+	for _, a := range auths {
+		for _, dir := range []Direction{Receive, Transmit, Both} {
+			for _, n := range []int{1, 20} {
+				t.Run(fmt.Sprintf("%s/%s/%d", a.name, dir, n), func(t *testing.T) {
+					checkNoLeak(t)
+					cfg := ServerConfig{Auth: a.mode}
+					if a.mode != AuthNone {
+						cfg.Users = []User{{Name: "admin", Password: "secret"}}
+					}
+					srv, addr, rec := startServer(t, cfg, "tcp", "127.0.0.1:0")
+					var intervals []IntervalStats
+					sum, err := RunClient(context.Background(), ClientConfig{
+						Address: addr, Direction: dir, Connections: n,
+						Duration: 1500 * time.Millisecond, User: a.user, Password: a.pw,
+						Interval:   500 * time.Millisecond,
+						OnInterval: func(s IntervalStats) { intervals = append(intervals, s) },
+					})
+					if a.wantError != nil {
+						if !errors.Is(err, a.wantError) {
+							t.Fatalf("err %v, want %v", err, a.wantError)
+						}
+						// The server keeps serving the next client.
+						if _, err := RunClient(context.Background(), ClientConfig{
+							Address: addr, Direction: dir, Duration: 300 * time.Millisecond,
+							User: "admin", Password: "secret",
+						}); err != nil {
+							t.Fatalf("next client after a failed login: %v", err)
+						}
+						if refs := rec.refusalList(); len(refs) != 1 || refs[0] != RefusedAuthFailed {
+							t.Fatalf("refusals %v", refs)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatalf("client: %v", err)
+					}
+					ssum, serr := rec.waitEnded(t)
+					if serr != nil {
+						t.Fatalf("server session error: %v", serr)
+					}
+					if ssum.Connections != n || sum.Connections != n {
+						t.Fatalf("connections: server %d client %d, want %d", ssum.Connections, sum.Connections, n)
+					}
+					if len(intervals) < 2 {
+						t.Fatalf("%d interval reports", len(intervals))
+					}
+					// Bytes flow in the requested direction only, and what
+					// the client counts matches what the server counts.
+					const minBytes = 1 << 20
+					checkFlow := func(what string, sent, got uint64, want bool) {
+						t.Helper()
+						if !want {
+							if got > 1024 || sent > 0 {
+								t.Errorf("%s: unexpected data: sent %d received %d", what, sent, got)
+							}
+							return
+						}
+						if got < minBytes {
+							t.Errorf("%s: only %d bytes received", what, got)
+						}
+						// Stated tolerance: the sender counts bytes into its
+						// socket buffer, so up to one autotuned send plus
+						// receive buffer per connection (16 MiB) can still be
+						// in flight when the test closes; the receiver may
+						// count up to 1 KiB more (status frames in `both`).
+						slack := uint64(n)*16<<20 + 1024
+						if sent+1024 < got || sent > got+slack {
+							t.Errorf("%s: sender counted %d, receiver %d", what, sent, got)
+						}
+					}
+					checkFlow("client->server", sum.TxBytes, ssum.RxBytes, dir != Receive)
+					checkFlow("server->client", ssum.TxBytes, sum.RxBytes, dir != Transmit)
+					if dir != Receive && sum.RemoteCPU < 0 {
+						t.Errorf("client saw no status from the server (remote cpu %d)", sum.RemoteCPU)
+					}
+					if srv.ActiveSessions() != 0 {
+						t.Errorf("%d sessions still active", srv.ActiveSessions())
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestTCPIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	ln.Close()
+	_, addr, rec := startServer(t, ServerConfig{}, "tcp", "[::1]:0")
+	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, Direction: Both, Connections: 4, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := rec.waitEnded(t)
+	if sum.RxBytes == 0 || ss.RxBytes == 0 {
+		t.Fatalf("no data over IPv6: %+v %+v", sum, ss)
+	}
+}
+
+func TestTCPSpeedLimit(t *testing.T) {
+	const rate = 4_000_000
+	for _, tc := range []struct {
+		dir Direction
+		n   int
+	}{{Receive, 1}, {Receive, 20}, {Transmit, 1}, {Transmit, 20}} {
+		t.Run(fmt.Sprintf("%s/%d", tc.dir, tc.n), func(t *testing.T) {
+			_, addr, rec := startServer(t, ServerConfig{}, "tcp", "127.0.0.1:0")
+			cfg := ClientConfig{Address: addr, Direction: tc.dir, Connections: tc.n, Duration: 3 * time.Second}
+			if tc.dir == Receive {
+				cfg.RemoteTxSpeed = rate
+			} else {
+				cfg.LocalTxSpeed = rate
+			}
+			sum, err := RunClient(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss, _ := rec.waitEnded(t)
+			got := float64(ss.RxBytes) * 8 / sum.Duration.Seconds()
+			if tc.dir == Receive {
+				got = float64(sum.RxBytes) * 8 / sum.Duration.Seconds()
+			}
+			if got < rate*0.9 || got > rate*1.1 {
+				t.Fatalf("rate %.0f bit/s, want %d +-10%% (whole test, %d connections)", got, rate, tc.n)
+			}
+		})
+	}
+}
