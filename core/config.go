@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/btest-go/btest/core/ecsrp5"
 	"github.com/btest-go/btest/core/portpool"
 )
 
@@ -53,8 +54,13 @@ func ParseAuthMode(s string) (AuthMode, error) {
 // User is one account on the server.
 type User struct {
 	Name string
-	// Password is the plaintext password. MD5 authentication needs it.
+	// Password is the plaintext password. MD5 authentication needs it;
+	// EC-SRP5 needs it or Verifier.
 	Password string
+	// Verifier is a stored EC-SRP5 verifier (salt, x_gamma, parity), as
+	// RouterOS keeps it, so the server needs no plaintext password. When
+	// set it is used for EC-SRP5 instead of Password.
+	Verifier *ecsrp5.Verifier
 }
 
 // Defaults for ServerConfig fields left at zero.
@@ -153,9 +159,6 @@ func (c *ServerConfig) validate() error {
 	if c.Auth > AuthECSRP5 {
 		return fmt.Errorf("btest server: unknown auth mode %d", c.Auth)
 	}
-	if c.Auth == AuthECSRP5 && errNoECSRP5 != nil {
-		return errNoECSRP5
-	}
 	if c.Auth != AuthNone && len(c.Users) == 0 {
 		return fmt.Errorf("btest server: auth %s needs at least one user", c.Auth)
 	}
@@ -168,6 +171,12 @@ func (c *ServerConfig) validate() error {
 			return fmt.Errorf("btest server: user %q is configured twice", u.Name)
 		}
 		seen[u.Name] = true
+		if c.Auth == AuthMD5 && u.Verifier != nil && u.Password == "" {
+			return fmt.Errorf("btest server: user %q has only an EC-SRP5 verifier; md5 auth needs a password", u.Name)
+		}
+		if len(u.Name) > 221 || strings.IndexByte(u.Name, 0) >= 0 {
+			return fmt.Errorf("btest server: user name %q is longer than 221 bytes or contains NUL", u.Name)
+		}
 	}
 	return nil
 }

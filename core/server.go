@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/btest-go/btest/core/ecsrp5"
 	"github.com/btest-go/btest/core/md5auth"
 	"github.com/btest-go/btest/core/portpool"
 	"github.com/btest-go/btest/core/wire"
@@ -26,6 +27,8 @@ type Server struct {
 	cfg   ServerConfig
 	log   *slog.Logger
 	users map[string]User
+	// verifiers holds each user's EC-SRP5 verifier (AuthECSRP5 only).
+	verifiers map[string]ecsrp5.Verifier
 	ports *portpool.Pool
 
 	handshakes chan struct{} // semaphore of connections in handshake
@@ -71,6 +74,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Name] = u
+	}
+	if cfg.Auth == AuthECSRP5 {
+		var err error
+		if s.verifiers, err = verifiers(cfg.Users); err != nil {
+			return nil, err
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

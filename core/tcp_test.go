@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/btest-go/btest/core/ecsrp5"
 )
 
 // recorder is an Observer that keeps what the server reported.
@@ -254,4 +256,58 @@ func TestTCPSpeedLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestECSRP5(t *testing.T) {
+	v := mustVerifier(t, "antar", "pw2")
+	users := []User{{Name: "admin", Password: "secret"}, {Name: "antar", Verifier: &v}}
+	for _, tc := range []struct {
+		user, pw string
+		dir      Direction
+		n        int
+		want     error
+	}{
+		{"admin", "secret", Receive, 1, nil},
+		{"admin", "secret", Transmit, 20, nil},
+		{"admin", "secret", Both, 20, nil},
+		{"antar", "pw2", Both, 1, nil},
+		{"admin", "wrong", Receive, 1, ErrAuthFailed},
+		{"nobody", "secret", Receive, 20, ErrAuthFailed},
+	} {
+		t.Run(fmt.Sprintf("%s-%s-%s-%d", tc.user, tc.pw, tc.dir, tc.n), func(t *testing.T) {
+			checkNoLeak(t)
+			_, addr, rec := startServer(t, ServerConfig{Auth: AuthECSRP5, Users: users}, "tcp", "127.0.0.1:0")
+			sum, err := RunClient(context.Background(), ClientConfig{
+				Address: addr, Direction: tc.dir, Connections: tc.n, Duration: 700 * time.Millisecond,
+				User: tc.user, Password: tc.pw,
+			})
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss, _ := rec.waitEnded(t)
+			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 {
+				t.Fatalf("no data after ec-srp5: %+v", ss)
+			}
+			rec.mu.Lock()
+			user := rec.started[0].User
+			rec.mu.Unlock()
+			if user != tc.user {
+				t.Fatalf("session user %q", user)
+			}
+		})
+	}
+}
+
+func mustVerifier(t *testing.T, user, pw string) ecsrp5.Verifier {
+	v, err := ecsrp5.NewVerifier(user, pw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
