@@ -29,7 +29,7 @@ type Server struct {
 	users map[string]User
 	// verifiers holds each user's EC-SRP5 verifier (AuthECSRP5 only).
 	verifiers map[string]ecsrp5.Verifier
-	ports *portpool.Pool
+	ports     *portpool.Pool
 
 	handshakes chan struct{} // semaphore of connections in handshake
 	nextID     atomic.Uint64
