@@ -225,7 +225,7 @@ func newReplay(in ...[]byte) *replayConn {
 	return &replayConn{Reader: bytes.NewReader(bytes.Join(in, nil))}
 }
 
-func verifierOf(t *testing.T, c *vecCase) Verifier {
+func verifierOf(t testing.TB, c *vecCase) Verifier {
 	return Verifier{
 		Salt:   hex16(t, c.Inputs.Salt),
 		XGamma: hex32(t, c.Validator.XGamma),
