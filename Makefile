@@ -1,0 +1,59 @@
+# btest-go: `make run` starts the main job (Caddy with the btest app on the
+# example config); `make test` runs the whole suite.
+
+GO        ?= go
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME  ?= 20s
+BIN       := bin
+
+.PHONY: all build btest caddy telegraf-input run test test-short bench fuzz lint tools clean
+
+all: build
+
+build: btest caddy telegraf-input
+
+btest:
+	$(GO) build -o $(BIN)/btest ./cmd/btest
+
+caddy:
+	$(GO) build -o $(BIN)/caddy ./cmd/xcaddy-build
+
+telegraf-input:
+	$(GO) build -o $(BIN)/btest-telegraf ./cmd/btest-telegraf
+
+# The main job: Caddy serving a small site and a btest server on :2000.
+# Credentials come from BTEST_USER / BTEST_PASSWORD (defaults in the README).
+run: caddy
+	./$(BIN)/caddy run --config examples/Caddyfile --adapter caddyfile
+
+# The whole suite, fuzz seed corpora included (they run as ordinary tests).
+test:
+	$(GO) test -race -count=1 -timeout 45m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Our engine beside iperf3 on loopback, same run; prints ratios.
+bench: btest
+	@command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
+	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest
+
+# Every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+tools:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/btest-go/btest/core"
+)
+
+// clientConfig turns the flags into a core.ClientConfig.
+func clientConfig(o *options) (core.ClientConfig, error) {
+	cfg := core.ClientConfig{
+		Address:          o.client,
+		UDP:              o.udp,
+		Connections:      o.connections,
+		Duration:         time.Duration(o.duration),
+		Random:           o.random,
+		User:             o.user,
+		Password:         o.password,
+		UDPTxSize:        o.udpSize,
+		LocalUDPTxSize:   o.localUDPSize,
+		Interval:         o.interval,
+		HandshakeTimeout: o.handshakeTimeout,
+		SocketBuffer:     o.socketBuffer,
+	}
+	if o.port != core.DefaultPort {
+		cfg.Address = hostPort(o.client, o.port)
+	}
+	switch {
+	case o.transmit && o.receive:
+		cfg.Direction = core.Both
+	case o.transmit:
+		cfg.Direction = core.Transmit
+	default:
+		cfg.Direction = core.Receive
+	}
+	var err error
+	if o.bandwidth != "" {
+		if cfg.LocalTxSpeed, err = core.ParseBitRate(o.bandwidth); err != nil {
+			return cfg, fmt.Errorf("-b: %w", err)
+		}
+		cfg.RemoteTxSpeed = cfg.LocalTxSpeed
+	}
+	if o.localTx != "" {
+		if cfg.LocalTxSpeed, err = core.ParseBitRate(o.localTx); err != nil {
+			return cfg, fmt.Errorf("--local-tx-speed: %w", err)
+		}
+	}
+	if o.remoteTx != "" {
+		if cfg.RemoteTxSpeed, err = core.ParseBitRate(o.remoteTx); err != nil {
+			return cfg, fmt.Errorf("--remote-tx-speed: %w", err)
+		}
+	}
+	if o.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return cfg, nil
+}
+
+// hostPort puts port on a host given with or without one.
+func hostPort(host string, port int) string {
+	if h, _, err := splitHostPort(host); err == nil {
+		host = h
+	}
+	return joinHostPort(host, port)
+}
+
+// intervalJSON is one --json line per interval.
+type intervalJSON struct {
+	Type           string  `json:"type"`
+	Elapsed        float64 `json:"elapsed_seconds"`
+	TxBps          float64 `json:"tx_bps"`
+	RxBps          float64 `json:"rx_bps"`
+	TxAvg10Bps     float64 `json:"tx_avg10_bps"`
+	RxAvg10Bps     float64 `json:"rx_avg10_bps"`
+	TxAvgBps       float64 `json:"tx_avg_bps"`
+	RxAvgBps       float64 `json:"rx_avg_bps"`
+	TxBytes        uint64  `json:"tx_bytes"`
+	RxBytes        uint64  `json:"rx_bytes"`
+	LostPackets    uint64  `json:"lost_packets"`
+	LostTotal      uint64  `json:"lost_total"`
+	LocalCPU       int     `json:"local_cpu"`
+	RemoteCPU      int     `json:"remote_cpu"`
+	IntervalSecond float64 `json:"interval_seconds"`
+}
+
+// summaryJSON is the final --json line.
+type summaryJSON struct {
+	Type        string  `json:"type"`
+	Server      string  `json:"server"`
+	Proto       string  `json:"protocol"`
+	Direction   string  `json:"direction"`
+	Connections int     `json:"connections"`
+	Duration    float64 `json:"duration_seconds"`
+	TxBytes     uint64  `json:"tx_bytes"`
+	RxBytes     uint64  `json:"rx_bytes"`
+	TxBps       float64 `json:"tx_bps"`
+	RxBps       float64 `json:"rx_bps"`
+	LostPackets uint64  `json:"lost_packets"`
+	LocalCPU    int     `json:"local_cpu"`
+	RemoteCPU   int     `json:"remote_cpu"`
+	Result      string  `json:"result"`
+	Error       string  `json:"error,omitempty"`
+}
+
+func runClient(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	cfg, err := clientConfig(o)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	cfg.OnInterval = func(s core.IntervalStats) {
+		if o.jsonOut {
+			enc.Encode(intervalJSON{
+				Type: "interval", Elapsed: s.Elapsed.Seconds(), IntervalSecond: s.Interval.Seconds(),
+				TxBps: s.TxBps, RxBps: s.RxBps, TxAvg10Bps: s.TxAvg10Bps, RxAvg10Bps: s.RxAvg10Bps,
+				TxAvgBps: s.TxAvgBps, RxAvgBps: s.RxAvgBps, TxBytes: s.TxBytes, RxBytes: s.RxBytes,
+				LostPackets: s.LostPackets, LostTotal: s.LostTotal, LocalCPU: s.LocalCPU, RemoteCPU: s.RemoteCPU,
+			})
+			return
+		}
+		fmt.Fprintln(stdout, formatInterval(cfg.Direction, cfg.UDP, s))
+	}
+	if !o.jsonOut {
+		fmt.Fprintf(stdout, "btest %s %s to %s, %d connection(s)\n", protoName(cfg.UDP), cfg.Direction, cfg.Address, cfg.Connections)
+	}
+	sum, err := core.RunClient(ctx, cfg)
+	if o.jsonOut {
+		out := summaryJSON{
+			Type: "summary", Server: cfg.Address, Proto: protoName(cfg.UDP), Direction: cfg.Direction.String(),
+			Connections: sum.Connections, Duration: sum.Duration.Seconds(),
+			TxBytes: sum.TxBytes, RxBytes: sum.RxBytes, TxBps: sum.TxBps, RxBps: sum.RxBps,
+			LostPackets: sum.LostPackets, LocalCPU: sum.LocalCPU, RemoteCPU: sum.RemoteCPU,
+			Result: core.ResultString(err),
+		}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		enc.Encode(out)
+	} else if sum.Duration > 0 {
+		fmt.Fprintln(stdout, formatSummary(cfg.Direction, sum))
+	}
+	return err
+}
+
+func protoName(udp bool) string {
+	if udp {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// formatInterval renders one live line, RouterOS style: current, 10 s
+// average and total average for each direction that carries data.
+func formatInterval(d core.Direction, udp bool, s core.IntervalStats) string {
+	line := fmt.Sprintf("[%6.1fs]", s.Elapsed.Seconds())
+	if d != core.Receive {
+		line += fmt.Sprintf("  tx %s (10s %s, avg %s)", core.FormatBitRate(s.TxBps), core.FormatBitRate(s.TxAvg10Bps), core.FormatBitRate(s.TxAvgBps))
+	}
+	if d != core.Transmit {
+		line += fmt.Sprintf("  rx %s (10s %s, avg %s)", core.FormatBitRate(s.RxBps), core.FormatBitRate(s.RxAvg10Bps), core.FormatBitRate(s.RxAvgBps))
+	}
+	if udp {
+		line += fmt.Sprintf("  lost %d", s.LostPackets)
+	}
+	line += "  cpu " + cpuString(s.LocalCPU) + "/" + cpuString(s.RemoteCPU)
+	return line
+}
+
+func cpuString(c int) string {
+	if c < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d%%", c)
+}
+
+func formatSummary(d core.Direction, s core.Summary) string {
+	line := fmt.Sprintf("done: %s in %.1fs", s.Proto, s.Duration.Seconds())
+	if d != core.Receive {
+		line += fmt.Sprintf("  tx %s (%d bytes)", core.FormatBitRate(s.TxBps), s.TxBytes)
+	}
+	if d != core.Transmit {
+		line += fmt.Sprintf("  rx %s (%d bytes)", core.FormatBitRate(s.RxBps), s.RxBytes)
+	}
+	if s.Proto == "udp" {
+		line += fmt.Sprintf("  lost %d", s.LostPackets)
+	}
+	return line
+}

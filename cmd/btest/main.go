@@ -1,0 +1,56 @@
+// Command btest is a MikroTik Bandwidth Test server and client.
+//
+//	btest -s [--listen :2000] [-a USER -p PASS [--ecsrp5]]      run a server
+//	btest -c HOST [-t] [-r] [--proto udp] [-n 20] [-b 100M]     run a test
+//	btest verifier -a USER -p PASS                              print an EC-SRP5 verifier
+//
+// Flags follow RouterOS's /tool bandwidth-test and btest-rs where they
+// exist. Passwords can come from the BTEST_PASSWORD environment variable so
+// they stay out of the process list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process exit, for tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 && args[0] == "verifier" {
+		return runVerifier(args[1:], stdout, stderr)
+	}
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "btest:", err)
+		return 2
+	}
+	switch {
+	case o.server:
+		err = runServer(ctx, o, stderr)
+	case o.client != "":
+		err = runClient(ctx, o, stdout, stderr)
+	default:
+		fmt.Fprintln(stderr, "btest: need -s (server) or -c HOST (client); see btest -h")
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "btest:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/core/ecsrp5"
+)
+
+// shutdownGrace is how long running tests may go on after SIGINT/SIGTERM.
+const shutdownGrace = 5 * time.Second
+
+func newLogger(o *options, w io.Writer) *slog.Logger {
+	lvl := slog.LevelInfo
+	if o.verbose {
+		lvl = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serverConfig turns the flags into a core.ServerConfig.
+func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
+	cfg := core.ServerConfig{
+		MaxSessions:      o.maxSessions,
+		MaxSessionsPerIP: o.maxSessionsPerIP,
+		MaxConnections:   o.maxConnections,
+		MaxDuration:      o.maxDuration,
+		MaxTxRate:        o.maxTxRateBits,
+		HandshakeTimeout: o.handshakeTimeout,
+		UDPIdleTimeout:   o.udpIdleTimeout,
+		UDPPortFirst:     o.udpFirst,
+		UDPPortLast:      o.udpLast,
+		Allow:            o.allowP,
+		Deny:             o.denyP,
+		SocketBuffer:     o.socketBuffer,
+		Logger:           log,
+	}
+	auth := o.auth
+	switch {
+	case o.ecsrp5:
+		if auth != "" && auth != "ecsrp5" {
+			return cfg, fmt.Errorf("--ecsrp5 conflicts with --auth %s", auth)
+		}
+		auth = "ecsrp5"
+	case auth == "" && o.user != "":
+		auth = "md5"
+	}
+	mode, err := core.ParseAuthMode(auth)
+	if err != nil {
+		return cfg, fmt.Errorf("--auth: %w", err)
+	}
+	cfg.Auth = mode
+	if mode != core.AuthNone {
+		if o.user == "" {
+			return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
+		}
+		u := core.User{Name: o.user, Password: o.password}
+		if o.verifier != "" {
+			v, err := ecsrp5.ParseVerifier(o.verifier)
+			if err != nil {
+				return cfg, fmt.Errorf("--verifier: %w", err)
+			}
+			u.Verifier = &v
+		} else if o.password == "" {
+			log.Warn("user has an empty password")
+		}
+		cfg.Users = []core.User{u}
+	}
+	return cfg, nil
+}
+
+func runServer(ctx context.Context, o *options, stderr io.Writer) error {
+	log := newLogger(o, stderr)
+	cfg, err := serverConfig(o, log)
+	if err != nil {
+		return err
+	}
+	srv, err := core.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	addrs := []string(o.listen)
+	if len(addrs) == 0 {
+		addrs = []string{":" + strconv.Itoa(o.port)}
+	}
+	var lns []net.Listener
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, strconv.Itoa(o.port)) // "::1" or "127.0.0.1"
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", a, err)
+		}
+		lns = append(lns, ln)
+		log.Info("btest server listening", "addr", ln.Addr().String(), "auth", cfg.Auth.String(),
+			"udp_ports", fmt.Sprintf("%d-%d", cfg.UDPPortFirst, cfg.UDPPortLast))
+	}
+	errs := make(chan error, len(lns))
+	var wg sync.WaitGroup
+	for _, ln := range lns {
+		wg.Go(func() { errs <- srv.Serve(context.Background(), ln) })
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("btest server shutting down", "grace", shutdownGrace)
+	case err = <-errs:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	srv.Shutdown(sctx)
+	wg.Wait()
+	if err != nil && !errors.Is(err, core.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
