@@ -9,7 +9,7 @@ import (
 
 // Client runs the client side of the exchange on rw, which has already
 // received the server's 03 00 00 00. It writes MSG1, reads MSG2, writes MSG3,
-// reads MSG4 and verifies the server proof. It reads exactly the four frames,
+// reads MSG4 and verifies the server proof. It reads exactly MSG2 and MSG4,
 // so the result word that follows MSG4 is left on rw for the caller.
 //
 // The caller sets deadlines on the connection. rand supplies the 32-byte
@@ -21,9 +21,6 @@ import (
 // proof returns ErrAuthFailed: the server does not know the password.
 func Client(rw io.ReadWriter, user, password string, rand io.Reader) error {
 	var sa [32]byte
-	if err := checkUser(user); err != nil {
-		return err
-	}
 	if _, err := io.ReadFull(randOrDefault(rand), sa[:]); err != nil {
 		return fmt.Errorf("ecsrp5: reading client private key: %w", err)
 	}

@@ -2,6 +2,7 @@ package ecsrp5
 
 import (
 	"crypto/subtle"
+	"encoding/hex"
 
 	"filippo.io/edwards25519/field"
 )
@@ -19,24 +20,11 @@ var (
 
 // mustFE decodes a canonical big-endian hex constant.
 func mustFE(h string) *field.Element {
-	var b [32]byte
-	for i := range b {
-		b[i] = unhex(h[2*i])<<4 | unhex(h[2*i+1])
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 || !isCanonicalBE((*[32]byte)(b)) {
+		panic("ecsrp5: bad field constant " + h)
 	}
-	if !isCanonicalBE(&b) {
-		panic("ecsrp5: non-canonical field constant")
-	}
-	return feFromBE(&b)
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	panic("ecsrp5: bad hex constant")
+	return feFromBE((*[32]byte)(b))
 }
 
 // feFromBE returns the 256-bit big-endian integer b reduced mod p.

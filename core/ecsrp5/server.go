@@ -20,7 +20,9 @@ import (
 // when the proof arrives exactly as for a wrong password: the same error,
 // the same work, no user enumeration. On a bad proof Server returns an error
 // wrapping ErrAuthFailed without writing MSG4; the caller should close the
-// connection, which RouterOS-compatible clients read as a rejection.
+// connection, which RouterOS-compatible clients read as a rejection. A stored
+// verifier that is not a valid point is a configuration error: Server
+// returns an error wrapping ErrInvalidPoint before writing MSG2.
 func Server(rw io.ReadWriter, lookup func(user string) (Verifier, bool), rand io.Reader) (user string, err error) {
 	var buf [256]byte
 	frame, err := readFrame(rw, &buf, -1, "MSG1")
