@@ -115,7 +115,7 @@ func trimBrackets(a string) string {
 
 // dial connects the primary connection and runs the handshake.
 func (cc *clientConn) dial(ctx context.Context) error {
-	d := net.Dialer{Timeout: cc.cfg.HandshakeTimeout}
+	d := cc.dialer()
 	c, err := d.DialContext(ctx, "tcp", cc.addr)
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", cc.addr, err)
@@ -133,6 +133,15 @@ func (cc *clientConn) dial(ctx context.Context) error {
 	}
 	cc.primary = c
 	return nil
+}
+
+// dialer returns the dialer for the test's TCP connections.
+func (cc *clientConn) dialer() *net.Dialer {
+	d := &net.Dialer{Timeout: cc.cfg.HandshakeTimeout}
+	if cc.cfg.LocalAddress != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cc.cfg.LocalAddress)}
+	}
+	return d
 }
 
 func (cc *clientConn) step(c net.Conn) {
@@ -266,7 +275,7 @@ func (cc *clientConn) dialSecondaries(ctx context.Context) ([]net.Conn, error) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			d := net.Dialer{Timeout: cc.cfg.HandshakeTimeout}
+			d := cc.dialer()
 			c, err := d.DialContext(ctx, "tcp", cc.addr)
 			if err != nil {
 				errs[i] = fmt.Errorf("connecting secondary %d: %w", i+1, err)

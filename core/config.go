@@ -264,6 +264,9 @@ type ClientConfig struct {
 	IdleTimeout time.Duration
 	// SocketBuffer sets SO_SNDBUF/SO_RCVBUF; 0 keeps kernel autotuning.
 	SocketBuffer int
+	// LocalAddress, when set, is the source IP address of the test's
+	// connections (like iperf3 -B).
+	LocalAddress string
 	// OnInterval, when set, gets one report per interval from the test
 	// goroutine; it must not block for long.
 	OnInterval func(IntervalStats)
@@ -308,6 +311,11 @@ func (c *ClientConfig) validate() error {
 	for _, s := range []int{c.UDPTxSize, c.LocalUDPTxSize} {
 		if s < 28 || s > 64000 {
 			return fmt.Errorf("btest client: udp tx size %d out of range 28-64000", s)
+		}
+	}
+	if c.LocalAddress != "" {
+		if _, err := netip.ParseAddr(c.LocalAddress); err != nil {
+			return fmt.Errorf("btest client: local address: %w", err)
 		}
 	}
 	if c.Duration < 0 {
