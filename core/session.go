@@ -209,13 +209,22 @@ func resultString(err error) string {
 // "unsupported", "refused" or "error".
 func ResultString(err error) string { return resultString(err) }
 
+// Receive buffers are pooled: sessions come and go, and a public server
+// should not allocate (and later collect) megabytes per test.
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, payloadSize); return &b }}
+)
+
 // readLoop counts what arrives on c until it fails; scan, when set, sees
 // every chunk (status messages). The buffer starts small and grows on the
 // first full read, so slow tests stay small in memory and fast ones read
 // in large blocks.
 func readLoop(c net.Conn, n *paddedCounter, scan func([]byte)) error {
-	buf := make([]byte, 64<<10)
-	grown := false
+	pool := &smallBufs
+	bp := pool.Get().(*[]byte)
+	defer func() { pool.Put(bp) }()
+	buf := *bp
 	for {
 		k, err := c.Read(buf)
 		if k > 0 {
@@ -223,8 +232,11 @@ func readLoop(c net.Conn, n *paddedCounter, scan func([]byte)) error {
 			if scan != nil {
 				scan(buf[:k])
 			}
-			if k == len(buf) && !grown {
-				buf, grown = make([]byte, payloadSize), true
+			if k == len(buf) && pool == &smallBufs {
+				pool.Put(bp)
+				pool = &largeBufs
+				bp = pool.Get().(*[]byte)
+				buf = *bp
 			}
 		}
 		if err != nil {

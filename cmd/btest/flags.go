@@ -41,6 +41,7 @@ type options struct {
 	udpPorts          string
 	allow, deny       listFlag
 	socketBuffer      int
+	debugAddr         string
 	udpIdleTimeout    time.Duration
 	maxTxRateBits     uint64
 	udpFirst, udpLast int
@@ -140,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", core.DefaultUDPIdleTimeout, "server: end a UDP test after no status for this long")
 	fs.Var(&o.allow, "allow", "server: only admit clients in this `CIDR` (repeatable)")
 	fs.Var(&o.deny, "deny", "server: refuse clients in this `CIDR` (repeatable)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "server: serve pprof and expvar on this `ADDR` (keep it on loopback)")
 	fs.IntVar(&o.socketBuffer, "socket-buffer", 0, "SO_SNDBUF/SO_RCVBUF in bytes (0 = kernel autotuning)")
 
 	fs.BoolVar(&o.transmit, "transmit", false, "client sends (upload); with -r: both")

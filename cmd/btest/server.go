@@ -111,6 +111,17 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 		log.Info("btest server listening", "addr", ln.Addr().String(), "auth", cfg.Auth.String(),
 			"udp_ports", fmt.Sprintf("%d-%d", cfg.UDPPortFirst, cfg.UDPPortLast))
 	}
+	if o.debugAddr != "" {
+		dbg, err := startDebug(o.debugAddr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return err
+		}
+		defer dbg.Close()
+		log.Info("debug endpoint", "addr", o.debugAddr)
+	}
 	errs := make(chan error, len(lns))
 	var wg sync.WaitGroup
 	for _, ln := range lns {
