@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,11 +191,12 @@ func TestTCPMatrix(t *testing.T) {
 							t.Errorf("%s: only %d bytes received", what, got)
 						}
 						// Stated tolerance: the sender counts bytes into its
-						// socket buffer, so up to one autotuned send plus
-						// receive buffer per connection (16 MiB) can still be
-						// in flight when the test closes; the receiver may
-						// count up to 1 KiB more (status frames in `both`).
-						slack := uint64(n)*16<<20 + 1024
+						// socket buffer, so up to the largest autotuned send
+						// plus receive buffer per connection (tcp_wmem and
+						// tcp_rmem maxima) can still be in flight when the
+						// test closes; the receiver may count up to 1 KiB
+						// more (status frames in `both`).
+						slack := uint64(n)*maxInFlight() + 1024
 						if sent+1024 < got || sent > got+slack {
 							t.Errorf("%s: sender counted %d, receiver %d", what, sent, got)
 						}
@@ -310,4 +314,23 @@ func mustVerifier(t *testing.T, user, pw string) ecsrp5.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// maxInFlight is the most TCP payload one loopback connection can hold in
+// its socket buffers: the tcp_wmem and tcp_rmem maxima.
+func maxInFlight() uint64 {
+	var total uint64
+	for _, f := range []string{"/proc/sys/net/ipv4/tcp_wmem", "/proc/sys/net/ipv4/tcp_rmem"} {
+		b, err := os.ReadFile(f)
+		fields := strings.Fields(string(b))
+		if err != nil || len(fields) != 3 {
+			return 64 << 20
+		}
+		v, err := strconv.ParseUint(fields[2], 10, 64)
+		if err != nil {
+			return 64 << 20
+		}
+		total += v
+	}
+	return total
 }
