@@ -108,11 +108,7 @@ type summaryJSON struct {
 	Error       string  `json:"error,omitempty"`
 }
 
-func runClient(ctx context.Context, o *options, stdout, stderr io.Writer) error {
-	cfg, err := clientConfig(o)
-	if err != nil {
-		return err
-	}
+func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	cfg.OnInterval = func(s core.IntervalStats) {
 		if o.jsonOut {

@@ -21,13 +21,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run is main without the process exit, for tests.
-func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// run is main without the process exit and signals, for tests. ctx ending
+// stops a server, or ends a client test early (a normal end).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "verifier" {
 		return runVerifier(args[1:], stdout, stderr)
 	}
@@ -43,7 +45,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.server:
 		err = runServer(ctx, o, stderr)
 	case o.client != "":
-		err = runClient(ctx, o, stdout, stderr)
+		cfg, cerr := clientConfig(o)
+		if cerr != nil {
+			fmt.Fprintln(stderr, "btest:", cerr)
+			return 2
+		}
+		err = runClient(ctx, o, cfg, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, "btest: need -s (server) or -c HOST (client); see btest -h")
 		return 2

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/core/ecsrp5"
+)
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startCLIServer runs `btest -s` in-process until the test ends.
+func startCLIServer(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int)
+	go func() { done <- run(ctx, append([]string{"-s", "--listen", addr}, args...), logs, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("server exit code %d; log:\n%s", code, logs)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, logs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("server did not start; log:\n%s", logs)
+	return "", nil
+}
+
+func TestClientServerJSON(t *testing.T) {
+	addr, logs := startCLIServer(t, "-a", "admin", "-p", "secret", "--ecsrp5")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-c", addr, "-t", "-r", "-n", "4", "-d", "2", "--json", "-a", "admin", "-p", "secret"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var intervals int
+	var sum summaryJSON
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %q", sc.Text())
+		}
+		switch m["type"] {
+		case "interval":
+			intervals++
+		case "summary":
+			json.Unmarshal(sc.Bytes(), &sum)
+		}
+	}
+	if intervals < 1 || sum.Result != "ok" || sum.TxBytes == 0 || sum.RxBytes == 0 || sum.Connections != 4 || sum.Direction != "both" {
+		t.Fatalf("intervals %d, summary %+v", intervals, sum)
+	}
+	if !strings.Contains(logs.String(), "btest session end") || !strings.Contains(logs.String(), "user=admin") {
+		t.Fatalf("server log lacks the session:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "secret") {
+		t.Fatal("server log contains the password")
+	}
+}
+
+func TestWrongPasswordExitCode(t *testing.T) {
+	addr, _ := startCLIServer(t, "-a", "admin", "-p", "secret")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin", "-p", "nope"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "authentication failed") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestPasswordFromEnv(t *testing.T) {
+	t.Setenv("BTEST_PASSWORD", "envsecret")
+	addr, _ := startCLIServer(t, "-a", "admin")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+func TestLiveLines(t *testing.T) {
+	addr, _ := startCLIServer(t)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-c", addr, "-r", "-d", "2.2", "-b", "20M"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 4 || !strings.Contains(lines[1], "rx ") || !strings.HasPrefix(lines[len(lines)-1], "done:") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Mbps") {
+		t.Fatalf("20M test shows no Mbps rates:\n%s", out.String())
+	}
+}
+
+func TestVerifierCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"verifier", "-a", "admin", "-p", "pw"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	v, err := ecsrp5.ParseVerifier(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if v != ecsrp5.DeriveVerifier("admin", "pw", v.Salt) {
+		t.Fatal("verifier does not match the password")
+	}
+	// A server configured with it accepts the password.
+	addr, _ := startCLIServer(t, "-a", "admin", "--ecsrp5", "--verifier", strings.TrimSpace(out.String()))
+	out.Reset()
+	if code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin", "-p", "pw"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-s", "-c", "x"},
+		{"-c", "x", "--proto", "sctp"},
+		{"-c", "x", "-b", "fast"},
+		{"-c", "x", "-d", "-3"},
+		{"-s", "--udp-ports", "a-b"},
+		{"-s", "--allow", "10.0.0.0/33"},
+		{"-c", "x", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errOut.String())
+		}
+	}
+}
+
+func TestClientConfigMapping(t *testing.T) {
+	o, err := parseFlags([]string{"-c", "::1", "-P", "2100", "-t", "-r", "-n", "20", "-b", "1.5G", "--remote-tx-speed", "10M", "-d", "30", "--random"}, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Address != "[::1]:2100" || cfg.Direction != core.Both || cfg.Connections != 20 ||
+		cfg.LocalTxSpeed != 1.5e9 || cfg.RemoteTxSpeed != 10e6 || cfg.Duration != 30*time.Second || !cfg.Random {
+		t.Fatalf("config %+v", cfg)
+	}
+}
