@@ -272,8 +272,12 @@ func TestECSRP5(t *testing.T) {
 		want     error
 	}{
 		{"admin", "secret", Receive, 1, nil},
+		{"admin", "secret", Receive, 20, nil},
+		{"admin", "secret", Transmit, 1, nil},
 		{"admin", "secret", Transmit, 20, nil},
+		{"admin", "secret", Both, 1, nil},
 		{"admin", "secret", Both, 20, nil},
+		{"antar", "pw2", Receive, 20, nil},
 		{"antar", "pw2", Both, 1, nil},
 		{"admin", "wrong", Receive, 1, ErrAuthFailed},
 		{"nobody", "secret", Receive, 20, ErrAuthFailed},
