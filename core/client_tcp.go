@@ -54,7 +54,8 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	var junk paddedCounter
 	var remoteCPU atomic.Int32
 	remoteCPU.Store(-1)
-	var scanner wire.StatusScanner
+	// Alone on the stream in a transmit test; interleaved with data in both.
+	scanner := wire.StatusScanner{Framed: cfg.Direction == Transmit}
 	scan := func(b []byte) {
 		scanner.Scan(b, func(s wire.Status) { remoteCPU.Store(int32(s.CPU)) })
 	}

@@ -20,6 +20,12 @@ const maxSeqJump = 64
 // the old big-endian layout). A frame split across two reads is stitched
 // together from a small carry buffer. The zero value is ready to use.
 type StatusScanner struct {
+	// Framed says the stream carries nothing but status messages (the
+	// server's side of a transmit test): every record that starts with
+	// 0x07 is taken, whatever its sequence number, since only interleaved
+	// streams need the sequence check to tell frames from payload.
+	Framed bool
+
 	lastSeq uint32
 	carry   [StatusSize - 1]byte
 	nCarry  int
@@ -71,6 +77,10 @@ func (sc *StatusScanner) scanCarry(p []byte, found func(Status)) {
 func (sc *StatusScanner) accept(b []byte) (Status, bool) {
 	if b[0] != StatusType {
 		return Status{}, false
+	}
+	if sc.Framed {
+		sc.lastSeq = binary.LittleEndian.Uint32(b[4:])
+		return Status{CPU: min(b[1]&0x7f, 100), Seq: sc.lastSeq, Bytes: binary.LittleEndian.Uint32(b[8:])}, true
 	}
 	if b[2] == 0 && b[3] == 0 && b[1]&0x7f <= 100 {
 		if seq := binary.LittleEndian.Uint32(b[4:]); sc.plausible(seq) {

@@ -92,3 +92,24 @@ func BenchmarkScanZeros(b *testing.B) {
 		sc.Scan(buf, func(Status) {})
 	}
 }
+
+func TestScannerFramedIgnoresSeq(t *testing.T) {
+	// A server that never counts its sequence number, status alone on the
+	// stream: every frame is still taken.
+	var stream []byte
+	for range 5 {
+		f := Status{CPU: 40, Seq: 0, Bytes: 1000}.Marshal()
+		stream = append(stream, f[:]...)
+	}
+	sc := StatusScanner{Framed: true}
+	n := 0
+	sc.Scan(stream, func(s Status) {
+		n++
+		if s.CPU != 40 || s.Bytes != 1000 {
+			t.Fatalf("frame %+v", s)
+		}
+	})
+	if n != 5 {
+		t.Fatalf("found %d of 5 frames", n)
+	}
+}
