@@ -1,0 +1,397 @@
+// Package udpio moves btest UDP datagrams in batches: sendmmsg and
+// recvmmsg, UDP generic segmentation offload (UDP_SEGMENT) when sending and
+// UDP GRO when receiving, on Linux. Each feature is detected once and falls
+// back cleanly when the system lacks it or refuses it at run time; other
+// systems use one datagram per system call.
+//
+// The steady state allocates nothing: a Sender stamps sequence numbers into
+// buffers it filled once, a Reader reuses its buffers, headers and control
+// messages, and source addresses come back as netip.AddrPort values.
+//
+// The environment variables BTEST_UDP_NO_GSO, BTEST_UDP_NO_GRO and
+// BTEST_UDP_NO_MMSG (any non-empty value) switch the features off for the
+// whole process, for kernels or drivers that misbehave and for benchmarks
+// that compare the paths.
+package udpio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// SeqSize is the size of the sequence number at the start of a datagram.
+const SeqSize = 4
+
+// MaxDatagram is the largest UDP payload a Reader is sure to receive whole.
+const MaxDatagram = 65535
+
+// maxGSOBytes bounds one GSO buffer: the kernel takes at most 64 KiB of UDP
+// payload in one send (an IP packet's length field), minus headers.
+const maxGSOBytes = 65000
+
+// maxGSOSegments is UDP_MAX_SEGMENTS of older kernels (newer ones allow 128).
+const maxGSOSegments = 64
+
+// Options switch features off for one Conn. The zero value uses everything
+// the system supports (and the environment allows).
+type Options struct {
+	// NoBatch sends and receives one datagram (or one GSO/GRO buffer) per
+	// system call instead of using sendmmsg/recvmmsg.
+	NoBatch bool
+	// NoGSO sends every datagram as its own buffer.
+	NoGSO bool
+	// NoGRO leaves UDP_GRO off, so the kernel delivers datagrams one by one.
+	NoGRO bool
+}
+
+// Features says which features a Conn uses.
+type Features struct {
+	Batch, GSO, GRO bool
+}
+
+// String lists the features, as in "mmsg+gso+gro" or "plain".
+func (f Features) String() string {
+	s := ""
+	add := func(on bool, name string) {
+		if on {
+			if s != "" {
+				s += "+"
+			}
+			s += name
+		}
+	}
+	add(f.Batch, "mmsg")
+	add(f.GSO, "gso")
+	add(f.GRO, "gro")
+	if s == "" {
+		return "plain"
+	}
+	return s
+}
+
+// envOptions reads the process-wide switches once.
+var envOptions = sync.OnceValue(func() Options {
+	return Options{
+		NoBatch: os.Getenv("BTEST_UDP_NO_MMSG") != "",
+		NoGSO:   os.Getenv("BTEST_UDP_NO_GSO") != "",
+		NoGRO:   os.Getenv("BTEST_UDP_NO_GRO") != "",
+	}
+})
+
+// Conn is a UDP socket set up for batched I/O. The caller keeps owning the
+// *net.UDPConn and closes it; closing it (or a deadline on it) ends any
+// Send or Read in progress.
+type Conn struct {
+	uc   *net.UDPConn
+	rc   syscall.RawConn
+	v6   bool
+	feat Features
+
+	pc4 *ipv4.PacketConn
+	pc6 *ipv6.PacketConn
+}
+
+// New prepares uc. It enables UDP GRO on the socket when the system has it
+// and opt allows it.
+func New(uc *net.UDPConn, opt Options) (*Conn, error) {
+	env := envOptions()
+	la, ok := uc.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil, fmt.Errorf("udpio: socket has no UDP address")
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udpio: %w", err)
+	}
+	c := &Conn{uc: uc, rc: rc, v6: la.IP.To4() == nil}
+	c.feat.Batch = batchSupported && !opt.NoBatch && !env.NoBatch
+	c.feat.GSO = gsoSupported() && !opt.NoGSO && !env.NoGSO
+	if !opt.NoGRO && !env.NoGRO {
+		c.feat.GRO = enableGRO(rc)
+	}
+	if c.v6 {
+		c.pc6 = ipv6.NewPacketConn(uc)
+	} else {
+		c.pc4 = ipv4.NewPacketConn(uc)
+	}
+	return c, nil
+}
+
+// Features reports the features in use.
+func (c *Conn) Features() Features { return c.feat }
+
+// HeaderSize is the IP plus UDP header size of the socket's family: 28 for
+// IPv4, 48 for IPv6. btest counts it into every datagram's size.
+func (c *Conn) HeaderSize() int {
+	if c.v6 {
+		return 48
+	}
+	return 28
+}
+
+// SetBuffers asks for send and receive buffers of size bytes, beyond the
+// sysctl limits where the process may (SO_*BUFFORCE), since a fast UDP
+// receiver loses datagrams whenever its goroutine is not scheduled for a
+// moment and the default buffer is a fraction of a millisecond at line rate.
+func (c *Conn) SetBuffers(size int) {
+	if size <= 0 {
+		return
+	}
+	if !forceBuffers(c.rc, size) {
+		c.uc.SetReadBuffer(size)
+		c.uc.SetWriteBuffer(size)
+	}
+}
+
+func (c *Conn) writeBatch(ms []ipv4.Message) (int, error) {
+	if c.pc6 != nil {
+		return c.pc6.WriteBatch(ms, 0)
+	}
+	return c.pc4.WriteBatch(ms, 0)
+}
+
+// Sender sends trains of equal-size datagrams to one destination. Every
+// datagram starts with a 32-bit big-endian sequence number, stamped at send
+// time; the filler after it is copied in once, when the Sender is made. A
+// Sender belongs to one goroutine.
+type Sender struct {
+	c    *Conn
+	dst  netip.AddrPort
+	size int    // UDP payload of one datagram
+	segs int    // datagrams per GSO buffer
+	slot []byte // maxN datagrams back to back
+	maxN int
+	gso  bool
+
+	msgs []ipv4.Message
+	bufs [][1][]byte // msgs[i].Buffers is bufs[i][:]
+	oob  []byte      // UDP_SEGMENT control message
+}
+
+// NewSender returns a Sender of datagrams with size bytes of UDP payload
+// (at least SeqSize) to dst, sending up to about batchBytes per Send. The
+// filler comes from fill, each datagram from a different offset so that
+// random filler differs between datagrams; fill must hold at least size
+// bytes.
+func (c *Conn) NewSender(dst netip.AddrPort, size, batchBytes int, fill []byte) *Sender {
+	size = max(size, SeqSize)
+	s := &Sender{c: c, dst: netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()), size: size}
+	s.segs = max(1, min(maxGSOSegments, maxGSOBytes/size))
+	bufs := max(1, batchBytes/(s.segs*size))
+	s.maxN = bufs * s.segs
+	s.slot = make([]byte, s.maxN*size)
+	off := 0
+	for i := range s.maxN {
+		d := s.slot[i*size : (i+1)*size]
+		if off+size > len(fill) {
+			off = 0
+		}
+		copy(d, fill[off:off+size])
+		off += 4093 // a prime stride, so neighbours differ
+	}
+	s.msgs = make([]ipv4.Message, s.maxN)
+	s.bufs = make([][1][]byte, s.maxN)
+	addr := net.UDPAddrFromAddrPort(s.dst)
+	for i := range s.msgs {
+		s.msgs[i].Buffers = s.bufs[i][:]
+		s.msgs[i].Addr = addr
+	}
+	s.gso = c.feat.GSO && s.segs > 1
+	if s.gso {
+		s.oob = gsoControl(size)
+	}
+	return s
+}
+
+// Max is the largest number of datagrams one Send takes.
+func (s *Sender) Max() int { return s.maxN }
+
+// Size is the UDP payload of each datagram.
+func (s *Sender) Size() int { return s.size }
+
+// GSO reports whether the Sender still uses segmentation offload (it stops
+// when the kernel refuses it).
+func (s *Sender) GSO() bool { return s.gso }
+
+// Send sends n datagrams (n <= Max) numbered seq, seq+1, ... and returns
+// how many went out. Fewer than n come back with an error, or when the
+// kernel reported an ICMP error for an earlier datagram (ECONNREFUSED):
+// that is the peer's problem, not the sender's, so it is swallowed and the
+// caller simply sends the rest next time.
+func (s *Sender) Send(seq uint32, n int) (int, error) {
+	n = min(n, s.maxN)
+	for i := range n {
+		binary.BigEndian.PutUint32(s.slot[i*s.size:], seq+uint32(i))
+	}
+	sent := 0
+	for sent < n {
+		k, err := s.send(sent, n)
+		sent += k
+		if err == nil {
+			continue
+		}
+		switch {
+		case s.gso && isGSORefusal(err):
+			// The device or path cannot segment (no checksum offload,
+			// or a datagram above the MTU): send the rest one by one.
+			s.gso = false
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return sent, nil
+		case errors.Is(err, syscall.ENOBUFS):
+			// A full device queue (seen on macOS and with some
+			// drivers): wait a moment instead of failing.
+			time.Sleep(200 * time.Microsecond)
+		default:
+			return sent, fmt.Errorf("udpio: send to %s: %w", s.dst, err)
+		}
+	}
+	return sent, nil
+}
+
+// send writes datagrams [from, to) and returns how many went out.
+func (s *Sender) send(from, to int) (int, error) {
+	per := 1
+	if s.gso {
+		per = s.segs
+	}
+	m := 0
+	for i := from; i < to; i += per {
+		j := min(i+per, to)
+		s.bufs[m][0] = s.slot[i*s.size : j*s.size]
+		s.msgs[m].OOB = nil
+		if j-i > 1 {
+			s.msgs[m].OOB = s.oob
+		}
+		m++
+	}
+	if s.c.feat.Batch {
+		k, err := s.c.writeBatch(s.msgs[:m])
+		return s.datagrams(k, m), err
+	}
+	for i := range m {
+		if _, _, err := s.c.uc.WriteMsgUDPAddrPort(s.bufs[i][0], s.msgs[i].OOB, s.dst); err != nil {
+			return s.datagrams(i, m), err
+		}
+	}
+	return s.datagrams(m, m), nil
+}
+
+// datagrams counts the datagrams in the first k of m messages.
+func (s *Sender) datagrams(k, m int) int {
+	n := 0
+	for i := range min(k, m) {
+		n += len(s.bufs[i][0]) / s.size
+	}
+	return n
+}
+
+// Reader receives datagrams in batches. With GRO one message may hold
+// several datagrams of the same sender, coalesced; Message reports the
+// segment size to split it by. A Reader belongs to one goroutine.
+type Reader struct {
+	c       *Conn
+	bufSize int
+	buf     []byte
+	oob     []byte
+	n       int
+	lens    []int // bytes received per message (whole datagram length)
+	segs    []int // GRO segment size per message, 0 when not coalesced
+	srcs    []netip.AddrPort
+	sys     mmsgReader
+}
+
+// oobSize holds one UDP_GRO control message with room to spare.
+const oobSize = 64
+
+// NewReader returns a Reader of up to batch messages per system call, each
+// up to bufSize bytes (MaxDatagram when GRO is on, whatever bufSize says).
+// A datagram longer than bufSize is cut to it; Message still reports its
+// real length where the system tells it.
+func (c *Conn) NewReader(batch, bufSize int) *Reader {
+	if !c.feat.Batch {
+		batch = 1
+	}
+	batch = max(batch, 1)
+	if c.feat.GRO || bufSize <= 0 || bufSize > MaxDatagram {
+		bufSize = MaxDatagram
+	}
+	r := &Reader{
+		c: c, bufSize: bufSize,
+		buf:  make([]byte, batch*bufSize),
+		oob:  make([]byte, batch*oobSize),
+		lens: make([]int, batch),
+		segs: make([]int, batch),
+		srcs: make([]netip.AddrPort, batch),
+	}
+	if c.feat.Batch {
+		r.sys.init(r, batch)
+	}
+	return r
+}
+
+// Read waits for datagrams and returns how many messages arrived. Deadlines
+// set on the UDP socket apply. ECONNREFUSED (an ICMP error for something
+// this socket sent) is skipped.
+func (r *Reader) Read() (int, error) {
+	for {
+		var err error
+		if r.c.feat.Batch {
+			r.n, err = r.sys.read(r)
+		} else {
+			r.n, err = r.readOne()
+		}
+		if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			continue
+		}
+		if err != nil {
+			r.n = 0
+			return 0, err
+		}
+		return r.n, nil
+	}
+}
+
+func (r *Reader) readOne() (int, error) {
+	n, oobn, _, src, err := r.c.uc.ReadMsgUDPAddrPort(r.buf[:r.bufSize], r.oob[:oobSize])
+	if err != nil {
+		return 0, err
+	}
+	r.lens[0] = n
+	r.segs[0] = ParseGRO(r.oob[:oobn])
+	r.srcs[0] = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	return 1, nil
+}
+
+// Message returns message i of the last Read: its bytes, its length on the
+// wire (longer than data when cut), the GRO segment size (0 when the message
+// is one datagram) and its source address.
+func (r *Reader) Message(i int) (data []byte, length, seg int, src netip.AddrPort) {
+	l := r.lens[i]
+	data = r.buf[i*r.bufSize : i*r.bufSize+min(l, r.bufSize)]
+	return data, l, r.segs[i], r.srcs[i]
+}
+
+// Split calls fn for each datagram in a message of data coalesced with
+// segment size seg (0: data is one datagram). The last segment may be
+// shorter than seg.
+func Split(data []byte, seg int, fn func([]byte)) {
+	if seg <= 0 || seg >= len(data) {
+		fn(data)
+		return
+	}
+	for len(data) > seg {
+		fn(data[:seg])
+		data = data[seg:]
+	}
+	fn(data)
+}

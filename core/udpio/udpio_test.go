@@ -1,0 +1,320 @@
+package udpio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// pair opens two loopback sockets of network ("udp4" or "udp6").
+func pair(t testing.TB, network string) (a, b *net.UDPConn) {
+	t.Helper()
+	ip := "127.0.0.1"
+	if network == "udp6" {
+		ip = "::1"
+	}
+	open := func() *net.UDPConn {
+		c, err := net.ListenUDP(network, &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Skipf("no %s loopback: %v", network, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	return open(), open()
+}
+
+func addrOf(c *net.UDPConn) netip.AddrPort {
+	ap := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+type mode struct {
+	name string
+	opt  Options
+}
+
+var modes = []mode{
+	{"mmsg+gso+gro", Options{}},
+	{"mmsg+gso", Options{NoGRO: true}},
+	{"mmsg+gro", Options{NoGSO: true}},
+	{"mmsg", Options{NoGSO: true, NoGRO: true}},
+	{"plain+gso+gro", Options{NoBatch: true}},
+	{"plain", Options{NoBatch: true, NoGSO: true, NoGRO: true}},
+}
+
+// TestSendReceive sends numbered datagrams through every combination of
+// features and checks that each arrives once, whole, in order, from the
+// right address, and that GSO and GRO really were used where asked for.
+func TestSendReceive(t *testing.T) {
+	fill := make([]byte, 1<<16)
+	for i := range fill {
+		fill[i] = byte(i*7 + 1)
+	}
+	for _, network := range []string{"udp4", "udp6"} {
+		for _, m := range modes {
+			for _, size := range []int{4, 1472, 8972, 40000} {
+				t.Run(fmt.Sprintf("%s/%s/%d", network, m.name, size), func(t *testing.T) {
+					a, b := pair(t, network)
+					tx, err := New(a, m.opt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					rx, err := New(b, m.opt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					rx.SetBuffers(4 << 20)
+					checkFeatures(t, tx.Features(), m.opt)
+					s := tx.NewSender(addrOf(b), size, 256<<10, fill)
+					r := rx.NewReader(16, size)
+					const total = 1000
+					var coalesced atomic.Int64
+					done := make(chan error, 1)
+					go func() { done <- receive(r, addrOf(a), size, total, fill, &coalesced) }()
+					seq := uint32(0xfffffff0) // wraps during the test
+					for left := total; left > 0; {
+						n, err := s.Send(seq, min(left, s.Max(), 50))
+						if err != nil {
+							t.Fatal(err)
+						}
+						seq += uint32(n)
+						left -= n
+						time.Sleep(200 * time.Microsecond) // stay below the receive buffer
+					}
+					b.SetReadDeadline(time.Now().Add(5 * time.Second))
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+					wantGSO := !m.opt.NoGSO && gsoSupported() && s.segs > 1 && envOptions() == Options{}
+					if s.GSO() != wantGSO {
+						t.Errorf("sender GSO %v, want %v", s.GSO(), wantGSO)
+					}
+					// GRO coalesces only what GSO sent as one buffer.
+					if wantGSO && rx.Features().GRO && coalesced.Load() == 0 {
+						t.Errorf("GSO sender and GRO receiver, but no message arrived coalesced")
+					}
+					if !rx.Features().GRO && coalesced.Load() != 0 {
+						t.Errorf("GRO off but %d messages coalesced", coalesced.Load())
+					}
+				})
+			}
+		}
+	}
+}
+
+func checkFeatures(t *testing.T, f Features, opt Options) {
+	t.Helper()
+	if runtime.GOOS != "linux" || envOptions() != (Options{}) {
+		return
+	}
+	if f.Batch == opt.NoBatch {
+		t.Errorf("features %v with options %+v", f, opt)
+	}
+	if f.GRO == opt.NoGRO {
+		t.Errorf("features %v with options %+v (GRO needs Linux 5.0)", f, opt)
+	}
+}
+
+// receive reads total datagrams and checks their numbers, size, filler and
+// source.
+func receive(r *Reader, from netip.AddrPort, size, total int, fill []byte, coalesced *atomic.Int64) error {
+	want := uint32(0xfffffff0)
+	got := 0
+	for got < total {
+		n, err := r.Read()
+		if err != nil {
+			return fmt.Errorf("after %d datagrams: %w", got, err)
+		}
+		for i := range n {
+			data, length, seg, src := r.Message(i)
+			if src != from {
+				return fmt.Errorf("source %v, want %v", src, from)
+			}
+			if length != len(data) {
+				return fmt.Errorf("message cut: %d of %d bytes", len(data), length)
+			}
+			if seg > 0 && seg < len(data) {
+				coalesced.Add(1)
+			}
+			var bad error
+			Split(data, seg, func(d []byte) {
+				if bad != nil {
+					return
+				}
+				if len(d) != size {
+					bad = fmt.Errorf("datagram of %d bytes, want %d", len(d), size)
+					return
+				}
+				if seq := binary.BigEndian.Uint32(d); seq != want {
+					bad = fmt.Errorf("sequence %d, want %d", seq, want)
+					return
+				}
+				if size > SeqSize && d[SeqSize] == 0 && fill[SeqSize] != 0 {
+					bad = fmt.Errorf("filler missing")
+				}
+				want++
+				got++
+			})
+			if bad != nil {
+				return bad
+			}
+		}
+	}
+	return nil
+}
+
+// TestNoAllocs checks the steady state of a sender and a reader: zero
+// allocations per Send and per Read, for every mode.
+func TestNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	fill := make([]byte, 1<<16)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			a, b := pair(t, "udp4")
+			tx, _ := New(a, m.opt)
+			rx, _ := New(b, m.opt)
+			rx.SetBuffers(4 << 20)
+			s := tx.NewSender(addrOf(b), 1472, 128<<10, fill)
+			r := rx.NewReader(64, 1472)
+			seq := uint32(0)
+			run := func() {
+				n, err := s.Send(seq, 32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seq += uint32(n)
+				for got := 0; got < n; {
+					k, err := r.Read()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range k {
+						data, _, seg, _ := r.Message(i)
+						if seg > 0 {
+							got += (len(data) + seg - 1) / seg
+						} else {
+							got++
+						}
+					}
+				}
+			}
+			run()
+			if a := testing.AllocsPerRun(200, run); a != 0 {
+				t.Errorf("%v allocations per 32 datagrams, want 0", a)
+			}
+		})
+	}
+}
+
+// TestReadDeadline checks that a deadline ends a blocked Read, which is how
+// a session stops its receiver.
+func TestReadDeadline(t *testing.T) {
+	for _, m := range modes[:1] {
+		_, b := pair(t, "udp4")
+		rx, _ := New(b, m.opt)
+		r := rx.NewReader(8, 1500)
+		b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		start := time.Now()
+		if _, err := r.Read(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read: %v", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("deadline took %v", d)
+		}
+	}
+}
+
+// TestSendToClosedPort checks that ICMP port-unreachable does not turn into
+// a send error.
+func TestSendToClosedPort(t *testing.T) {
+	a, b := pair(t, "udp4")
+	dst := addrOf(b)
+	b.Close()
+	tx, _ := New(a, Options{})
+	s := tx.NewSender(dst, 100, 64<<10, make([]byte, 100))
+	for range 20 {
+		if _, err := s.Send(0, 10); err != nil {
+			t.Fatalf("send to a closed port: %v", err)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	var got []int
+	Split(make([]byte, 10), 4, func(d []byte) { got = append(got, len(d)) })
+	if fmt.Sprint(got) != "[4 4 2]" {
+		t.Fatalf("split 10 by 4: %v", got)
+	}
+	got = nil
+	Split(make([]byte, 8), 0, func(d []byte) { got = append(got, len(d)) })
+	if fmt.Sprint(got) != "[8]" {
+		t.Fatalf("no segment size: %v", got)
+	}
+}
+
+// BenchmarkLoopback pushes 1472-byte datagrams from a sender to a reader
+// over loopback in each mode, unpaced, and reports the goodput the reader
+// saw and the share lost in the kernel.
+func BenchmarkLoopback(b *testing.B) {
+	fill := make([]byte, 1<<16)
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			a, c := pair(b, "udp4")
+			tx, _ := New(a, m.opt)
+			rx, _ := New(c, m.opt)
+			rx.SetBuffers(4 << 20)
+			tx.SetBuffers(4 << 20)
+			s := tx.NewSender(addrOf(c), 1472, 512<<10, fill)
+			r := rx.NewReader(64, 1472)
+			var got atomic.Uint64
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for {
+					n, err := r.Read()
+					if err != nil {
+						return
+					}
+					k := 0
+					for i := range n {
+						data, _, seg, _ := r.Message(i)
+						if seg > 0 {
+							k += (len(data) + seg - 1) / seg
+						} else {
+							k++
+						}
+					}
+					got.Add(uint64(k))
+				}
+			})
+			b.ResetTimer()
+			start := time.Now()
+			sent := 0
+			for sent < b.N {
+				n, err := s.Send(uint32(sent), min(s.Max(), b.N-sent))
+				if err != nil {
+					b.Fatal(err)
+				}
+				sent += n
+			}
+			time.Sleep(20 * time.Millisecond)
+			el := time.Since(start)
+			c.SetReadDeadline(time.Now())
+			wg.Wait()
+			g := got.Load()
+			b.ReportMetric(float64(g)*1472*8/el.Seconds()/1e9, "Gbit/s")
+			b.ReportMetric(float64(g)/el.Seconds(), "rx_pps")
+			b.ReportMetric(100*(1-float64(g)/float64(sent)), "loss%")
+		})
+	}
+}
