@@ -1,12 +1,109 @@
 package core
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
 
-// udpClientSupported is false until the UDP engine lands; RunClient then
-// fails before connecting instead of after the handshake.
-const udpClientSupported = false
+	"github.com/btest-go/btest/core/portpool"
+	"github.com/btest-go/btest/core/udpio"
+)
 
-// runUDP runs the data phase of a UDP test.
-func (cc *clientConn) runUDP(ctx context.Context) (Summary, error) {
-	return Summary{}, errNoUDP
+// udpClientSupported says RunClient can run UDP tests; errNoUDP is its
+// answer on a build without them.
+const udpClientSupported = true
+
+var errNoUDP = fmt.Errorf("%w: UDP tests are not supported", ErrUnsupported)
+
+// runUDP runs the data phase of a UDP test (PROTOCOL.md 6, 11.2): one
+// unconnected socket per stream on the server's port + 256 + k, an empty
+// datagram from each to open NAT pinholes, data to the server's port and
+// from any port of the server's IP, a status message each way every
+// second. The client's tx rate is what the server reports receiving.
+func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
+	cfg := cc.cfg
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(cfg.Duration, func() { cancel(errTestDone) })
+		defer t.Stop()
+	}
+	server := remoteAddrPort(cc.primary).Addr().Unmap()
+	local := localAddr(cc.primary)
+	hdr := udpHeaderSize(server)
+	dst := udpDest(false, netip.AddrPortFrom(server.WithZone(""), uint16(cc.udpPort)))
+	buf := cfg.SocketBuffer
+	if buf <= 0 {
+		buf = udpSocketBuffer
+	}
+	n := cfg.Connections
+	socks := make([]*net.UDPConn, 0, n)
+	defer func() {
+		for _, s := range socks {
+			s.Close()
+		}
+	}()
+	e := &udpEngine{
+		ctrl:     cc.primary,
+		start:    time.Now(),
+		idle:     cfg.IdleTimeout,
+		drain:    udpClientDrain,
+		endCause: serverEnded,
+	}
+	sending := cfg.Direction != Receive
+	payload := udpPayloadSize(cfg.LocalUDPTxSize, hdr)
+	wireSize := payload + hdr
+	if sending {
+		e.pacer = udpPacer(cfg.LocalTxSpeed, wireSize)
+		e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start)
+	}
+	rxPayload := udpPayloadSize(cfg.UDPTxSize, hdr)
+	for k := range n {
+		port := cc.udpPort + portpool.ClientOffset + k
+		if port > 65535 {
+			return Summary{}, fmt.Errorf("%w: udp port %d + %d streams does not fit", ErrProtocol, cc.udpPort, n)
+		}
+		sock, err := listenUDP(local, port)
+		if err != nil {
+			return Summary{}, fmt.Errorf("binding udp stream %d: %w", k, err)
+		}
+		socks = append(socks, sock)
+		opt := udpOptions()
+		if k > 0 {
+			// The server sends to the first port only; the others
+			// get small plain readers in case one sends there too.
+			opt.NoGRO = true
+		}
+		uc, err := udpio.New(sock, opt)
+		if err != nil {
+			return Summary{}, fmt.Errorf("udp stream %d: %w", k, err)
+		}
+		uc.SetBuffers(buf)
+		if k == 0 {
+			e.features = uc.Features()
+		}
+		// The NAT probe: an empty datagram the server ignores.
+		if _, err := sock.WriteToUDPAddrPort(nil, dst); err != nil {
+			cfg.Logger.Debug("btest udp probe failed", "stream", k, "err", err)
+		}
+		batch := 4
+		if k == 0 && cfg.Direction != Transmit {
+			batch = udpReadBatch(uc)
+		}
+		e.rx = append(e.rx, newUDPRx(uc.NewReader(batch, rxPayload), sock, server))
+		if sending {
+			e.tx = append(e.tx, &udpTx{
+				snd:  uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random)),
+				sock: sock, pacer: e.pacer, wire: wireSize, seq: 1,
+			})
+		}
+	}
+	e.socks = socks
+	cfg.Logger.Debug("btest udp test", "server_port", cc.udpPort, "client_port", cc.udpPort+portpool.ClientOffset,
+		"streams", n, "payload", payload, "io", e.features.String())
+	sum, cause := e.run(ctx, cancel, cfg.Interval, cfg.OnInterval)
+	sum.Connections = n
+	return sum, clientEndError(parent, cause)
 }

@@ -3,21 +3,147 @@ package core
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/btest-go/btest/core/portpool"
+	"github.com/btest-go/btest/core/udpio"
 )
 
-// udpServerState is a UDP session's data socket; the UDP engine fills it.
-type udpServerState struct{}
+// udpServerState is a UDP session's data socket and its pooled port.
+type udpServerState struct {
+	mu   sync.Mutex
+	sock *net.UDPConn
+	port int
+}
 
-// errNoUDP is what UDP requests get until the UDP engine lands.
-var errNoUDP = fmt.Errorf("%w: UDP tests are not implemented yet", ErrUnsupported)
+// localAddr returns the local IP address of c, IPv4-mapped addresses
+// unmapped, so the UDP socket is bound where the client connected and its
+// datagrams leave from the address the client expects.
+func localAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.LocalAddr().String())
+	return ap.Addr().Unmap()
+}
 
-// openUDP allocates and binds the session's UDP port.
-func (s *Server) openUDP(ss *serverSession) (int, error) { return 0, errNoUDP }
+// listenUDP binds an unconnected UDP socket on ip:port.
+func listenUDP(ip netip.Addr, port int) (*net.UDPConn, error) {
+	network := "udp6"
+	if ip.Is4() {
+		network = "udp4"
+	}
+	return net.ListenUDP(network, &net.UDPAddr{IP: ip.AsSlice(), Port: port, Zone: ip.Zone()})
+}
 
-// closeUDP closes the UDP socket and returns its port to the pool.
-func (ss *serverSession) closeUDP() {}
+// openUDP allocates the session's UDP port from the pool and binds it. The
+// pool skips ports the OS reports busy and ports whose client side (+256,
+// one per stream) would clash with another session's.
+func (s *Server) openUDP(ss *serverSession) (int, error) {
+	ip := localAddr(ss.conns[0])
+	var sock *net.UDPConn
+	port, err := s.ports.Acquire(int(ss.cmd.ConnCount), func(port int) error {
+		c, err := listenUDP(ip, port)
+		if err != nil {
+			return err
+		}
+		sock = c
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("allocating a udp port on %s: %w", ip, err)
+	}
+	ss.udp.mu.Lock()
+	ss.udp.sock, ss.udp.port = sock, port
+	ss.udp.mu.Unlock()
+	ss.info.UDPPort = port
+	return port, nil
+}
 
-// runUDP runs a UDP test.
+// closeUDP closes the UDP socket and returns its port to the pool. It may
+// be called any number of times.
+func (ss *serverSession) closeUDP() {
+	ss.udp.mu.Lock()
+	sock, port := ss.udp.sock, ss.udp.port
+	ss.udp.sock, ss.udp.port = nil, 0
+	ss.udp.mu.Unlock()
+	if sock != nil {
+		sock.Close()
+		ss.srv.ports.Release(port)
+	}
+}
+
+// runUDP runs a UDP test (PROTOCOL.md 6): datagrams to the client's IP at
+// port+256 when the server sends, from any port of the client's IP when it
+// receives, a status message each way every second. It ends when the
+// client closes the control connection, stays silent for UDPIdleTimeout,
+// or ctx ends.
 func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseFunc) (Summary, error) {
-	return Summary{}, errNoUDP
+	s := ss.srv
+	ss.udp.mu.Lock()
+	sock, port := ss.udp.sock, ss.udp.port
+	ss.udp.mu.Unlock()
+	if sock == nil {
+		return Summary{}, fmt.Errorf("%w: udp socket already closed", ErrLimit)
+	}
+	uc, err := udpio.New(sock, udpOptions())
+	if err != nil {
+		return Summary{}, fmt.Errorf("udp socket: %w", err)
+	}
+	buf := s.cfg.SocketBuffer
+	if buf <= 0 {
+		buf = udpSocketBuffer
+	}
+	uc.SetBuffers(buf)
+	peer := ss.info.Remote.Addr().Unmap().WithZone("")
+	hdr := udpHeaderSize(peer)
+	dir := ss.cmd.Direction
+	payload := udpPayloadSize(int(ss.cmd.TxSize), hdr)
+	e := &udpEngine{
+		server:   true,
+		ctrl:     ss.conns[0],
+		socks:    []*net.UDPConn{sock},
+		start:    ss.info.Started,
+		idle:     s.cfg.UDPIdleTimeout,
+		drain:    udpServerDrain,
+		waitPeer: true,
+		endCause: endCause,
+		features: uc.Features(),
+	}
+	batch := 2 // only the client's NAT probe is expected
+	if dir.ServerReceivesData() {
+		batch = udpReadBatch(uc)
+	}
+	// The client may send other sizes than tx_size (local-udp-tx-size);
+	// the reader then reports their real length.
+	e.rx = []*udpRx{newUDPRx(uc.NewReader(batch, max(payload, 2048)), sock, peer)}
+	if dir.ServerTransmits() {
+		wireSize := payload + hdr
+		e.pacer = udpPacer(ss.info.TxRate, wireSize)
+		e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start)
+		// Every stream's data goes to the first client port, as other
+		// servers do and RouterOS clients accept (PROTOCOL.md 6.2).
+		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
+		e.tx = []*udpTx{{
+			snd:  uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),
+			sock: sock, pacer: e.pacer, wire: wireSize, seq: 1,
+		}}
+	}
+	var onInterval func(IntervalStats)
+	if o := s.cfg.Observer; o != nil {
+		onInterval = func(st IntervalStats) { o.SessionInterval(ss.info, st) }
+	}
+	return e.run(ctx, cancel, time.Second, onInterval)
+}
+
+// udpReadBatch is the number of messages per receive call: with GRO each
+// holds up to 64 KiB of datagrams, so fewer are needed.
+func udpReadBatch(uc *udpio.Conn) int {
+	if uc.Features().GRO {
+		return 16
+	}
+	return 64
 }

@@ -1,0 +1,769 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btest-go/btest/core/pacing"
+	"github.com/btest-go/btest/core/udpio"
+	"github.com/btest-go/btest/core/wire"
+)
+
+// The UDP engine (PROTOCOL.md 6-9), shared by the server and the client:
+// senders stamp sequence numbers into pre-filled GSO buffers and pace them
+// with one lock-free pacer per test; receivers count bytes and loss per
+// source address from batched (and GRO-coalesced) reads; the TCP control
+// connection carries a status message each way every second, and each
+// report the peer sends steers the sender's rate.
+
+const (
+	// maxUDPTxSize is the largest tx_size RouterOS accepts; larger values
+	// in a command are cut to it.
+	maxUDPTxSize = 64000
+	// udpSocketBuffer is the default SO_RCVBUF/SO_SNDBUF of data sockets:
+	// at 20 Gbit/s the kernel's 208 KiB default lasts 80 µs, so a receiver
+	// that is not scheduled for a moment would drop datagrams.
+	udpSocketBuffer = 16 << 20
+	// udpBatchBytes is about how much one sender hands the kernel per
+	// system call when unpaced: 8 GSO buffers of 64 KiB.
+	udpBatchBytes = 512 << 10
+	// udpTick is the pacing granularity: a paced sender sends about this
+	// much time's worth of datagrams per wake-up.
+	udpTick = time.Millisecond
+	// udpBurst bounds catch-up after a late wake-up, in time at the
+	// current rate. Longer would let a fast sender overrun the receiver's
+	// socket buffer after a stall.
+	udpBurst = 2 * time.Millisecond
+	// udpLimitBurst is the catch-up allowed under an explicit limit below
+	// udpSmallLimit, where bytes are few and precision matters more.
+	udpLimitBurst = 50 * time.Millisecond
+	udpSmallLimit = 200_000_000
+	// udpStartDelay is how long a server waits for the client's first
+	// datagram (its NAT probe) before sending anyway: sending before the
+	// client has bound its port only draws ICMP errors.
+	udpStartDelay = 100 * time.Millisecond
+	// udpServerDrain and udpClientDrain bound how long a receiver keeps
+	// reading datagrams already on their way when the test ends; the
+	// client waits longer because the server stops only when it sees the
+	// control connection close.
+	udpServerDrain = 30 * time.Millisecond
+	udpClientDrain = 60 * time.Millisecond
+	udpDrainMax    = 500 * time.Millisecond
+	// udpMaxSources caps the per-source loss trackers of one receiver; a
+	// client that sends from more ports still has its bytes counted.
+	udpMaxSources = 1024
+)
+
+// udpHeaderSize is the IP plus UDP header that btest counts into every
+// datagram (PROTOCOL.md 6.3, 6.4).
+func udpHeaderSize(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 28
+	}
+	return 48
+}
+
+// udpPayloadSize turns a tx_size (the whole IP packet) into the UDP payload:
+// at least the 4-byte sequence number, at most what tx_size 64000 gives.
+func udpPayloadSize(txSize, hdr int) int {
+	return max(min(txSize, maxUDPTxSize)-hdr, udpio.SeqSize)
+}
+
+// mulDiv returns a*b/c without overflow, saturating at the largest uint64.
+func mulDiv(a, b, c uint64) uint64 {
+	if c == 0 {
+		return ^uint64(0)
+	}
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return q
+}
+
+// lossWindow is how far (in datagrams) a late datagram may trail the newest
+// one from its source and still count as received rather than lost.
+const lossWindow = 1024
+
+// lossResync is how far behind the newest a sequence number must be to be
+// taken as a restarted sender instead of a very late datagram.
+const lossResync = 1 << 24
+
+// lossTracker counts lost datagrams of one source from their sequence
+// numbers. A bitmap remembers which of the last lossWindow numbers arrived;
+// a number counts as lost only when it leaves that window unseen, so
+// reordered datagrams are not lost and duplicates are not counted twice.
+// Nothing is ever subtracted. The zero value is ready to use.
+type lossTracker struct {
+	hi      uint32 // newest sequence number seen
+	started bool
+	seen    [lossWindow / 64]uint64 // bit s%lossWindow: s in (hi-lossWindow, hi] arrived
+	lost    uint64
+}
+
+// see records one sequence number and returns how many datagrams it shows
+// to be lost now.
+func (t *lossTracker) see(seq uint32) uint64 {
+	if !t.started {
+		// Numbers before the first one seen count as seen: a receiver
+		// cannot know where the sender started (0 or 1, PROTOCOL.md 6.3).
+		t.started, t.hi = true, seq
+		for i := range t.seen {
+			t.seen[i] = ^uint64(0)
+		}
+		return 0
+	}
+	d := seq - t.hi
+	if d == 0 {
+		return 0
+	}
+	if d < 1<<31 {
+		return t.advance(seq, d)
+	}
+	back := t.hi - seq
+	if back >= lossWindow {
+		if back >= lossResync {
+			*t = lossTracker{lost: t.lost}
+			return t.see(seq)
+		}
+		return 0 // too late: already counted lost, and never subtracted
+	}
+	t.seen[seq/64%(lossWindow/64)] |= 1 << (seq % 64)
+	return 0
+}
+
+func (t *lossTracker) advance(seq, d uint32) uint64 {
+	var lost uint64
+	if d >= lossWindow {
+		for i := range t.seen {
+			lost += uint64(64 - bits.OnesCount64(t.seen[i]))
+			t.seen[i] = 0
+		}
+		lost += uint64(d - lossWindow)
+	} else {
+		for s := t.hi + 1; s != seq+1; s++ {
+			w, b := s/64%(lossWindow/64), s%64
+			if t.seen[w]&(1<<b) == 0 {
+				lost++ // s - lossWindow leaves the window unseen
+			}
+			t.seen[w] &^= 1 << b
+		}
+	}
+	t.seen[seq/64%(lossWindow/64)] |= 1 << (seq % 64)
+	t.hi = seq
+	t.lost += lost
+	return lost
+}
+
+// pending counts the datagrams still missing inside the window: lost,
+// unless they are very late. At the end of a test they are lost.
+func (t *lossTracker) pending() uint64 {
+	if !t.started {
+		return 0
+	}
+	var n uint64
+	for _, w := range t.seen {
+		n += uint64(64 - bits.OnesCount64(w))
+	}
+	return n
+}
+
+// rateControl adapts a UDP sender to its peer's status reports
+// (PROTOCOL.md 8.3). The ceiling is the protocol's rule,
+//
+//	min(limit, max(floor, 1.5 * 8 * reported bytes per second)),
+//
+// which lets a sender the receiver keeps up with grow by half per second.
+// Below it the controller compares what arrived with what was sent. When
+// more than 0.5% went missing beyond the path's usual loss, the receiver
+// (or the path) is full: the rate drops to just below what arrived, then
+// probes upwards in doubling steps from 1%. After a sudden dip (the
+// receiver was busy for a moment) it climbs back to the rate that arrived
+// before as fast as the ceiling lets it. That keeps a GSO sender from
+// overrunning a receiver at the 33% loss the 1.5 rule alone settles at,
+// while a path that always loses a little, or a peer that counts a little
+// less than we send (payload only), never ratchets the rate down. A report
+// of zero bytes changes nothing: it is an idle or lost interval, not a
+// verdict. All arithmetic is 64-bit.
+type rateControl struct {
+	limit, floor uint64 // bit/s; limit 0 = none
+	minDeficit   uint64 // bytes: less missing than this is noise
+	rate         uint64 // current; 0 = line rate
+	stepPM       uint64 // next probe step in per mille; 0 = follow the ceiling
+	catching     bool   // climbing back towards peak
+	last         time.Time
+	lastSent     uint64
+	lossHist     [10]uint64 // recent loss, per mille
+	gotHist      [10]uint64 // recent arrival rates, bit/s
+	nHist        int
+}
+
+func newRateControl(limit uint64, wireSize int, start time.Time) *rateControl {
+	perPacket := uint64(wireSize) * 8
+	c := &rateControl{
+		limit:      limit,
+		floor:      10 * perPacket, // ten datagrams a second
+		minDeficit: 4 * uint64(wireSize),
+		rate:       limit,
+		last:       start,
+	}
+	if c.limit > 0 {
+		c.floor = min(c.floor, c.limit)
+	}
+	return c
+}
+
+// report takes a status report of bytes received, arriving at now, with
+// sent the sender's running total of bytes, and returns the new rate.
+func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
+	gap := now.Sub(c.last)
+	if bytes == 0 || gap <= 0 {
+		return c.rate
+	}
+	if bytes == math.MaxUint32 {
+		// A saturated report (about 34 Gbit/s or more in a second)
+		// says only "at least this much": no verdict on loss either.
+		c.last, c.lastSent = now, sent
+		return c.rate
+	}
+	c.last = now
+	delta := sent - c.lastSent
+	c.lastSent = sent
+	// Reports normally come each second; measure the gap anyway (the
+	// peer's timer is its own) but keep a delayed one from faking a rate.
+	gap = min(max(gap, 250*time.Millisecond), 4*time.Second)
+	got := mulDiv(uint64(bytes), 8*uint64(time.Second), uint64(gap))
+	ceiling := max(c.floor, got/2*3)
+	if c.limit > 0 {
+		ceiling = min(ceiling, c.limit)
+	}
+	var lossPM uint64
+	if delta > uint64(bytes) && delta-uint64(bytes) >= c.minDeficit {
+		lossPM = (delta - uint64(bytes)) * 1000 / delta
+	}
+	// The path's usual loss is the least seen recently (none until a
+	// report shows otherwise); the peak is the most that arrived.
+	base, peak := lossPM, got
+	if c.nHist == 0 {
+		base = 0
+	}
+	for i := range c.nHist {
+		base = min(base, c.lossHist[i])
+		peak = max(peak, c.gotHist[i])
+	}
+	congested := lossPM > base+5
+	if congested && c.catching {
+		// The rate that arrived before is not coming back.
+		c.nHist, peak = 0, got
+	}
+	copy(c.lossHist[1:], c.lossHist[:])
+	copy(c.gotHist[1:], c.gotHist[:])
+	c.lossHist[0], c.gotHist[0] = lossPM, got
+	c.nHist = min(c.nHist+1, len(c.gotHist))
+
+	c.catching = false
+	switch {
+	case congested:
+		c.rate = got - got/50
+		c.stepPM = 10
+	case c.stepPM == 0 || c.rate == 0:
+		c.rate = ceiling
+	case c.rate < peak/10*9:
+		c.rate = peak - peak/50
+		c.catching = true
+	default:
+		c.rate += mulDiv(c.rate, c.stepPM, 1000)
+		c.stepPM = min(2*c.stepPM, 500)
+		if c.stepPM == 500 {
+			c.stepPM = 0 // probed back to the protocol's rule
+		}
+	}
+	c.rate = min(max(c.rate, c.floor), ceiling)
+	return c.rate
+}
+
+// udpPace sets up the pacer for a sender: the rate starts at the limit, or
+// unlimited (line rate) without one. PROTOCOL.md 8.2: rates under two
+// datagrams a second become one datagram a second.
+func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
+	onePerSec := uint64(wireSize) * 8
+	if limit > 0 && limit < 2*onePerSec {
+		limit = onePerSec
+	}
+	burst := udpBurst
+	if limit > 0 && limit < udpSmallLimit {
+		burst = udpLimitBurst
+	}
+	return pacing.New(limit, burst)
+}
+
+// udpTx is one sending socket's loop.
+type udpTx struct {
+	snd   *udpio.Sender
+	sock  *net.UDPConn
+	pacer *pacing.Pacer
+	wire  int // bytes per datagram, headers included
+	seq   uint32
+	bytes paddedCounter
+	pkts  paddedCounter
+}
+
+// run sends until ctx ends, the socket's write deadline passes, or a send
+// fails.
+func (u *udpTx) run(ctx context.Context) error {
+	var sl pacing.Sleeper
+	defer sl.Stop()
+	for ctx.Err() == nil {
+		if err := u.step(ctx, &sl); err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("udp send: %w", err)
+		}
+	}
+	return nil
+}
+
+// step waits for the pacer and sends one train: the whole batch when
+// unpaced, about udpTick's worth of datagrams when paced.
+func (u *udpTx) step(ctx context.Context, sl *pacing.Sleeper) error {
+	n := u.snd.Max()
+	if r := u.pacer.Rate(); r > 0 {
+		perTick := r / 8 / uint64(u.wire) / uint64(time.Second/udpTick)
+		n = int(min(max(perTick, 1), uint64(n)))
+	}
+	if err := sl.Wait(ctx, u.pacer, n*u.wire); err != nil {
+		return err
+	}
+	k, err := u.snd.Send(u.seq, n)
+	u.seq += uint32(k)
+	u.pkts.Add(uint64(k))
+	u.bytes.Add(uint64(k * u.wire))
+	return err
+}
+
+// udpRx is one receiving socket's loop. It takes datagrams from the peer's
+// IP address only (any port: RouterOS sends from unexpected ones and
+// multi-stream clients from several) and keeps loss per source address.
+type udpRx struct {
+	rd   *udpio.Reader
+	sock *net.UDPConn
+	peer netip.Addr
+	hdr  uint64
+
+	bytes paddedCounter
+	pkts  paddedCounter
+	lost  paddedCounter // datagrams known lost so far
+
+	sources map[netip.AddrPort]*lossTracker
+	lastSrc netip.AddrPort
+	lastT   *lossTracker
+
+	heard    chan struct{} // closed on the first datagram from the peer
+	didHear  bool
+	draining atomic.Bool
+	drainEnd time.Time
+	drainGap time.Duration
+	// sample is the start of the first datagram and sampleLen its
+	// length, for tests.
+	sample    []byte
+	sampleLen int
+	coalesced uint64 // messages that held several datagrams (GRO)
+}
+
+func newUDPRx(rd *udpio.Reader, sock *net.UDPConn, peer netip.Addr) *udpRx {
+	return &udpRx{
+		rd: rd, sock: sock, peer: peer.Unmap().WithZone(""),
+		hdr:     uint64(udpHeaderSize(peer)),
+		sources: make(map[netip.AddrPort]*lossTracker),
+		heard:   make(chan struct{}),
+	}
+}
+
+// run receives until the socket is closed, or until it goes quiet while
+// draining at the end of the test.
+func (u *udpRx) run() error {
+	for {
+		n, err := u.rd.Read()
+		if err != nil {
+			if u.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("udp receive: %w", err)
+		}
+		u.process(n)
+		if u.draining.Load() {
+			// Keep reading while datagrams still come, up to a bound.
+			d := time.Now().Add(u.drainGap)
+			if d.After(u.drainEnd) {
+				d = u.drainEnd
+			}
+			u.sock.SetReadDeadline(d)
+		}
+	}
+}
+
+// drain switches to reading only what is still arriving, for at most max.
+func (u *udpRx) drain(gap, max time.Duration) {
+	now := time.Now()
+	u.drainGap, u.drainEnd = gap, now.Add(max)
+	u.draining.Store(true)
+	u.sock.SetReadDeadline(now.Add(gap))
+}
+
+// process accounts for the n messages of the last read.
+func (u *udpRx) process(n int) {
+	var bytes, pkts, lost uint64
+	for i := range n {
+		data, length, seg, src := u.rd.Message(i)
+		if src.Addr() != u.peer {
+			continue // a stranger
+		}
+		if !u.didHear {
+			u.didHear = true
+			close(u.heard)
+		}
+		t := u.tracker(src)
+		if seg <= 0 || seg >= len(data) {
+			if len(data) < udpio.SeqSize {
+				continue // NAT probe or junk: no sequence number
+			}
+			bytes += uint64(length) + u.hdr
+			pkts++
+			if t != nil {
+				lost += t.see(binary.BigEndian.Uint32(data))
+			}
+			u.keepSample(data, length)
+			continue
+		}
+		u.coalesced++
+		for off := 0; off < len(data); off += seg {
+			d := data[off:min(off+seg, len(data))]
+			if len(d) < udpio.SeqSize {
+				continue
+			}
+			bytes += uint64(len(d)) + u.hdr
+			pkts++
+			if t != nil {
+				lost += t.see(binary.BigEndian.Uint32(d))
+			}
+		}
+		u.keepSample(data, seg)
+	}
+	if pkts > 0 {
+		u.bytes.Add(bytes)
+		u.pkts.Add(pkts)
+	}
+	if lost > 0 {
+		u.lost.Add(lost)
+	}
+}
+
+func (u *udpRx) keepSample(d []byte, length int) {
+	if u.sample == nil {
+		u.sample = append(make([]byte, 0, 64), d[:min(len(d), 64)]...)
+		u.sampleLen = length
+	}
+}
+
+func (u *udpRx) tracker(src netip.AddrPort) *lossTracker {
+	if u.lastT != nil && src == u.lastSrc {
+		return u.lastT
+	}
+	t := u.sources[src]
+	if t == nil {
+		if len(u.sources) >= udpMaxSources {
+			return nil
+		}
+		t = new(lossTracker)
+		u.sources[src] = t
+	}
+	u.lastSrc, u.lastT = src, t
+	return t
+}
+
+// totalLost is the final loss count, the datagrams still missing inside
+// each source's window included. Call it after run returned.
+func (u *udpRx) totalLost() uint64 {
+	n := u.lost.Load()
+	for _, t := range u.sources {
+		n += t.pending()
+	}
+	return n
+}
+
+// reportMark is the running total of reported bytes at a report's arrival.
+type reportMark struct {
+	at    time.Time
+	total uint64
+}
+
+// udpEngine is one side of a running UDP test: its data sockets, senders
+// and receivers, and the status exchange on the control connection.
+type udpEngine struct {
+	server   bool
+	ctrl     net.Conn
+	socks    []*net.UDPConn
+	tx       []*udpTx
+	rx       []*udpRx
+	pacer    *pacing.Pacer
+	rc       *rateControl // nil when this side does not send
+	start    time.Time
+	idle     time.Duration // no status for so long ends the test
+	drain    time.Duration
+	waitPeer bool // hold sending until the peer is heard from
+	// endCause turns a control connection error into the test's end.
+	endCause func(error) error
+	features udpio.Features
+
+	reported atomic.Uint64 // bytes the peer said it received, in total
+	// shown holds recent (arrival, running total) pairs of reports, so an
+	// interval can show the reports that arrived half an interval before
+	// its end: both sides tick in step, and without the lag a report
+	// arriving a little early or late would land in the wrong interval,
+	// showing 0 and then twice the rate.
+	shownMu   sync.Mutex
+	shown     []reportMark
+	remoteCPU atomic.Int32
+	lastHeard atomic.Int64 // time since start of the peer's last status
+	scanner   wire.StatusScanner // Framed: status messages are all the control connection carries
+	onStatus  func(wire.Status) // bound once
+	ctrlBytes paddedCounter
+}
+
+func (e *udpEngine) txBytes() uint64 {
+	var n uint64
+	for _, t := range e.tx {
+		n += t.bytes.Load()
+	}
+	return n
+}
+
+func (e *udpEngine) rxBytes() uint64 {
+	var n uint64
+	for _, r := range e.rx {
+		n += r.bytes.Load()
+	}
+	return n
+}
+
+func (e *udpEngine) rxLost() uint64 {
+	var n uint64
+	for _, r := range e.rx {
+		n += r.lost.Load()
+	}
+	return n
+}
+
+// reportedBefore returns the running total of reported bytes as of t.
+func (e *udpEngine) reportedBefore(t time.Time) uint64 {
+	e.shownMu.Lock()
+	defer e.shownMu.Unlock()
+	var total uint64
+	i := 0
+	for ; i < len(e.shown) && !e.shown[i].at.After(t); i++ {
+		total = e.shown[i].total
+	}
+	if i > 0 {
+		// Keep the last mark at or before t: it is the base next time.
+		e.shown = append(e.shown[:0], e.shown[i-1:]...)
+	}
+	return total
+}
+
+// status handles a status message from the peer: it is proof of life, the
+// peer's CPU, the far end of our tx rate, and the input of rate control.
+func (e *udpEngine) status(st wire.Status) {
+	now := time.Now()
+	e.lastHeard.Store(int64(now.Sub(e.start)))
+	e.remoteCPU.Store(int32(st.CPU))
+	total := e.reported.Add(uint64(st.Bytes))
+	e.shownMu.Lock()
+	e.shown = append(e.shown, reportMark{now, total})
+	e.shownMu.Unlock()
+	if e.rc != nil {
+		e.pacer.SetRate(e.rc.report(now, st.Bytes, e.txBytes()))
+	}
+}
+
+// run moves data until ctx ends, then stops the senders at once, lets the
+// receivers take what is still arriving, and sums up. interval paces
+// onInterval (nil: no reports); status messages go every second.
+func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, interval time.Duration, onInterval func(IntervalStats)) (Summary, error) {
+	e.remoteCPU.Store(-1)
+	e.scanner.Framed = true
+	e.onStatus = e.status
+	scan := func(b []byte) { e.scanner.Scan(b, e.onStatus) }
+	var ctrlWG, rxWG, txWG sync.WaitGroup
+	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, scan))) })
+	for _, r := range e.rx {
+		rxWG.Go(func() {
+			if err := r.run(); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	if len(e.tx) > 0 {
+		txWG.Go(func() {
+			if e.waitPeer {
+				t := time.NewTimer(udpStartDelay)
+				select {
+				case <-e.rx[0].heard:
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
+			for _, t := range e.tx {
+				txWG.Go(func() {
+					if err := t.run(ctx); err != nil {
+						cancel(err)
+					}
+				})
+			}
+		})
+	}
+
+	win := newRateWindow(e.start)
+	statusTick := time.NewTicker(time.Second)
+	defer statusTick.Stop()
+	var intervalC <-chan time.Time
+	if onInterval != nil {
+		it := time.NewTicker(interval)
+		defer it.Stop()
+		intervalC = it.C
+	}
+	var seq uint32
+	var lastRx, lastLost uint64
+	lag := min(interval/2, 500*time.Millisecond)
+	report := func(now time.Time) {
+		lost := e.rxLost()
+		win.remoteCPU = int(e.remoteCPU.Load())
+		st := win.next(now, e.reportedBefore(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
+		lastLost = lost
+		onInterval(st)
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case now := <-statusTick.C:
+			if silent := now.Sub(e.start) - time.Duration(e.lastHeard.Load()); silent > e.idle {
+				cancel(fmt.Errorf("%w: no status message from the peer for %v", ErrTimeout, silent.Round(time.Millisecond)))
+				break loop
+			}
+			rx := e.rxBytes()
+			seq++
+			b := wire.Status{CPU: uint8(localCPU()), Seq: seq, Bytes: wire.SaturateBytes(rx - lastRx)}.Marshal()
+			lastRx = rx
+			e.ctrl.SetWriteDeadline(now.Add(statusWriteTimeout))
+			if _, err := e.ctrl.Write(b[:]); err != nil {
+				cancel(e.endCause(err))
+				break loop
+			}
+			if onInterval != nil && intervalC == nil {
+				report(now)
+			}
+		case now := <-intervalC:
+			report(now)
+		}
+	}
+	end := time.Now()
+	cause := context.Cause(ctx)
+	// Stop sending at once: a past deadline ends a send blocked on a full
+	// socket buffer.
+	for _, s := range e.socks {
+		s.SetWriteDeadline(time.Unix(1, 0))
+	}
+	txWG.Wait()
+	// Closing the control connection tells a server to stop sending; the
+	// receivers then take what is already on its way.
+	e.ctrl.Close()
+	for _, r := range e.rx {
+		r.drain(e.drain, udpDrainMax)
+	}
+	rxWG.Wait()
+	ctrlWG.Wait()
+	win.remoteCPU = int(e.remoteCPU.Load())
+	sum := win.summary(end, e.reported.Load(), e.rxBytes())
+	sum.LostPackets = 0
+	for _, r := range e.rx {
+		sum.LostPackets += r.totalLost()
+	}
+	e.report(sum)
+	return sum, cause
+}
+
+// udpReport is what a UDP test's side counted locally, for tests.
+type udpReport struct {
+	Server                    bool
+	SentPkts, SentBytes       uint64
+	RcvdPkts, RcvdBytes, Lost uint64
+	Sample                    []byte // start of the first datagram received
+	SampleLen                 int
+	Features                  udpio.Features
+	GSO                       bool   // a sender still used GSO at the end
+	Coalesced                 uint64 // GRO messages that held several datagrams
+	Summary                   Summary
+}
+
+// udpTestHooks lets tests steer and observe the UDP engine.
+type udpTestHooks struct {
+	// opts forces I/O options (to exercise the fallback paths).
+	opts udpio.Options
+	// dest rewrites where a side sends its datagrams (to put a relay in
+	// the path).
+	dest func(server bool, dst netip.AddrPort) netip.AddrPort
+	// done sees each side's local counts when its test ends.
+	done func(udpReport)
+}
+
+var udpHooks atomic.Pointer[udpTestHooks]
+
+func udpOptions() udpio.Options {
+	if h := udpHooks.Load(); h != nil {
+		return h.opts
+	}
+	return udpio.Options{}
+}
+
+func udpDest(server bool, dst netip.AddrPort) netip.AddrPort {
+	if h := udpHooks.Load(); h != nil && h.dest != nil {
+		return h.dest(server, dst)
+	}
+	return dst
+}
+
+func (e *udpEngine) report(sum Summary) {
+	h := udpHooks.Load()
+	if h == nil || h.done == nil {
+		return
+	}
+	r := udpReport{Server: e.server, Features: e.features, Summary: sum, Lost: sum.LostPackets}
+	for _, t := range e.tx {
+		r.SentPkts += t.pkts.Load()
+		r.SentBytes += t.bytes.Load()
+		r.GSO = r.GSO || t.snd.GSO()
+	}
+	for _, x := range e.rx {
+		r.RcvdPkts += x.pkts.Load()
+		r.RcvdBytes += x.bytes.Load()
+		r.Coalesced += x.coalesced
+		if r.Sample == nil && x.sample != nil {
+			r.Sample, r.SampleLen = x.sample, x.sampleLen
+		}
+	}
+	h.done(r)
+}
