@@ -1,0 +1,523 @@
+// Package caddymodule is the btest app for Caddy: a MikroTik Bandwidth Test
+// server that runs inside Caddy next to its websites, configured with a
+// `btest` global option in the Caddyfile or the "btest" app in JSON,
+// reloaded with the rest of Caddy's config, logging through Caddy's logs
+// and exporting metrics on Caddy's admin /metrics endpoint.
+//
+// Build Caddy with it:
+//
+//	xcaddy build --with github.com/btest-go/btest/caddymodule
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/core/portpool"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// Defaults for App fields left empty.
+const (
+	// DefaultListen is where RouterOS clients look for a btest server.
+	DefaultListen = "tcp/:2000"
+	// DefaultPort is the port of a listen address that names none.
+	DefaultPort = core.DefaultPort
+	// DefaultUDPPorts is the range of per-session UDP data ports.
+	DefaultUDPPorts = "2001-2999"
+	// DefaultAuth is what RouterOS >= 6.43 servers ask for.
+	DefaultAuth = "ecsrp5"
+	// DefaultMaxSessions caps concurrent tests (RouterOS's default).
+	DefaultMaxSessions = core.DefaultMaxSessions
+	// DefaultMaxSessionsPerIP caps concurrent tests from one address.
+	DefaultMaxSessionsPerIP = core.DefaultMaxSessionsPerIP
+	// DefaultMaxConnections caps the TCP connections of one test.
+	DefaultMaxConnections = core.DefaultMaxConnections
+	// DefaultMaxDuration ends tests that run longer.
+	DefaultMaxDuration = core.DefaultMaxDuration
+	// DefaultHandshakeTimeout bounds each step of a client's handshake.
+	DefaultHandshakeTimeout = core.DefaultHandshakeTimeout
+	// DefaultGracePeriod is how long running tests may go on after the
+	// config that started them is stopped (reload or exit).
+	DefaultGracePeriod = 10 * time.Second
+)
+
+// stopSlack is how long Stop waits beyond the grace period for sessions
+// to close after they were told to end (a client stuck in its handshake
+// holds its goroutine until the handshake deadline).
+const stopSlack = time.Second
+
+// App is a MikroTik Bandwidth Test (btest) server. RouterOS's
+// /tool bandwidth-test and other btest clients test TCP and UDP throughput
+// against it, with MD5 or EC-SRP5 authentication.
+//
+// String fields of users and listen addresses may hold placeholders such
+// as {env.BTEST_PASSWORD}, resolved when the config is loaded, so secrets
+// need not be written into the config; {env.NAME:default} gives a value
+// for a variable that is not set.
+//
+// On a config reload the new config starts listening before the old one
+// stops; tests that are running finish under the config they started with,
+// for at most grace_period.
+type App struct {
+	// Listen holds the TCP network addresses to accept clients on, in
+	// Caddy's network address form ("tcp/:2000", "127.0.0.1:2000",
+	// "[::1]:2000", "tcp6/[2001:db8::1]:2000", a port range
+	// "tcp/:2000-2001"). An address without a port uses 2000. Default:
+	// ["tcp/:2000"], every interface, IPv4 and IPv6.
+	Listen []string `json:"listen,omitempty"`
+
+	// UDPPorts is the range of UDP ports, "first-last", the server hands
+	// out to UDP tests, one per test; the client receives on the port
+	// + 256. Open both ranges in firewalls. Configs that use the same
+	// range share one set of ports across reloads, so a running test keeps
+	// its port. Default: "2001-2999".
+	UDPPorts string `json:"udp_ports,omitempty"`
+
+	// Auth is the authentication clients must pass: "none", "md5" (RouterOS
+	// before 6.43; needs plaintext passwords) or "ecsrp5" (RouterOS 6.43
+	// and later). Default: "ecsrp5".
+	Auth string `json:"auth,omitempty"`
+
+	// Users are the accounts clients log in with (md5 and ecsrp5).
+	Users []User `json:"users,omitempty"`
+
+	// MaxSessions caps concurrent tests. Default: 100.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// MaxSessionsPerIP caps concurrent tests from one client address.
+	// Default: 20.
+	MaxSessionsPerIP int `json:"max_sessions_per_ip,omitempty"`
+
+	// MaxConnections caps the TCP connections (or UDP streams) one test
+	// may ask for, at most 255. Default: 100.
+	MaxConnections int `json:"max_connections,omitempty"`
+
+	// MaxDuration ends tests that run longer. A negative duration means no
+	// limit. Default: 1h.
+	MaxDuration caddy.Duration `json:"max_duration,omitempty"`
+
+	// MaxTxRate caps what the server sends to one test, in bit/s; a client
+	// that asks for less gets less. Default: 0, no cap.
+	MaxTxRate uint64 `json:"max_tx_rate,omitempty"`
+
+	// Allow, when not empty, admits only clients inside these networks
+	// (CIDR prefixes or single addresses, IPv4 or IPv6).
+	Allow []string `json:"allow,omitempty"`
+
+	// Deny refuses clients inside these networks, checked after Allow.
+	Deny []string `json:"deny,omitempty"`
+
+	// HandshakeTimeout bounds each step of a client's handshake (the
+	// command, each authentication message). Default: 10s.
+	HandshakeTimeout caddy.Duration `json:"handshake_timeout,omitempty"`
+
+	// GracePeriod is how long tests that are running may go on when this
+	// config stops, on a reload or when Caddy exits; they are ended after
+	// it. A reload does not wait for them; an exit does. Default: 10s.
+	GracePeriod caddy.Duration `json:"grace_period,omitempty"`
+
+	ctx          caddy.Context
+	logger       *zap.Logger
+	addrs        []caddy.NetworkAddress
+	srv          *core.Server
+	releasePorts func()
+
+	listeners []net.Listener
+	serving   sync.WaitGroup
+	started   bool
+	stopping  atomic.Bool
+	// drainLater is set when Stop left running tests to finish in the
+	// background; that goroutine then gives the UDP ports back.
+	drainLater bool
+}
+
+// User is one account of the btest server.
+type User struct {
+	// Name is the user name the client logs in with.
+	Name string `json:"name,omitempty"`
+
+	// Password is the user's plaintext password. md5 authentication needs
+	// it; ecsrp5 needs it or Verifier. Use a placeholder such as
+	// {env.BTEST_PASSWORD} to keep it out of the config.
+	Password string `json:"password,omitempty"`
+
+	// Verifier is a stored EC-SRP5 verifier, "<salt hex>:<x_gamma hex>:<parity>",
+	// as `btest verifier -a USER -p PASS` prints it, so the server needs no
+	// plaintext password (ecsrp5 only). When set it is used instead of
+	// Password for ecsrp5.
+	Verifier string `json:"verifier,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "btest",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision applies defaults, resolves placeholders, parses every field and
+// sets up the btest server. It binds no socket.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	a.setDefaults()
+
+	repl := caddy.NewReplacer()
+	cfg := core.ServerConfig{
+		MaxSessions:      a.MaxSessions,
+		MaxSessionsPerIP: a.MaxSessionsPerIP,
+		MaxConnections:   a.MaxConnections,
+		MaxDuration:      time.Duration(a.MaxDuration),
+		MaxTxRate:        a.MaxTxRate,
+		HandshakeTimeout: time.Duration(a.HandshakeTimeout),
+	}
+	var err error
+	if cfg.Auth, err = core.ParseAuthMode(a.Auth); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	for i, s := range a.Listen {
+		s, err := resolve(repl, s)
+		if err != nil {
+			return fmt.Errorf("listen address %d %q: %w", i, a.Listen[i], err)
+		}
+		na, err := caddy.ParseNetworkAddressWithDefaults(s, "tcp", DefaultPort)
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w", s, err)
+		}
+		a.addrs = append(a.addrs, na)
+	}
+	if cfg.Users, err = a.users(repl, cfg.Auth); err != nil {
+		return err
+	}
+	if cfg.Allow, err = parsePrefixes(a.Allow); err != nil {
+		return fmt.Errorf("allow: %w", err)
+	}
+	if cfg.Deny, err = parsePrefixes(a.Deny); err != nil {
+		return fmt.Errorf("deny: %w", err)
+	}
+	first, last, err := ParsePortRange(a.UDPPorts)
+	if err != nil {
+		return fmt.Errorf("udp_ports: %w", err)
+	}
+	if cfg.UDPPorts, a.releasePorts, err = sharedPortPool(first, last); err != nil {
+		return fmt.Errorf("udp_ports: %w", err)
+	}
+	cfg.UDPPortFirst, cfg.UDPPortLast = first, last
+
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	cfg.Observer = newObserver()
+	// The core logs one line per session start and end through slog; this
+	// handler turns them into zap lines of the app's logger.
+	cfg.Logger = ctx.Slogger()
+
+	if a.srv, err = core.NewServer(cfg); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *App) setDefaults() {
+	if len(a.Listen) == 0 {
+		a.Listen = []string{DefaultListen}
+	}
+	if a.UDPPorts == "" {
+		a.UDPPorts = DefaultUDPPorts
+	}
+	if a.Auth == "" {
+		a.Auth = DefaultAuth
+	}
+	if a.MaxSessions == 0 {
+		a.MaxSessions = DefaultMaxSessions
+	}
+	if a.MaxSessionsPerIP == 0 {
+		a.MaxSessionsPerIP = DefaultMaxSessionsPerIP
+	}
+	if a.MaxConnections == 0 {
+		a.MaxConnections = DefaultMaxConnections
+	}
+	if a.MaxDuration == 0 {
+		a.MaxDuration = caddy.Duration(DefaultMaxDuration)
+	}
+	if a.HandshakeTimeout == 0 {
+		a.HandshakeTimeout = caddy.Duration(DefaultHandshakeTimeout)
+	}
+	if a.GracePeriod == 0 {
+		a.GracePeriod = caddy.Duration(DefaultGracePeriod)
+	}
+}
+
+// users resolves placeholders in the configured accounts and parses their
+// verifiers. Errors name the user, never a password.
+func (a *App) users(repl *caddy.Replacer, mode core.AuthMode) ([]core.User, error) {
+	out := make([]core.User, 0, len(a.Users))
+	for i, u := range a.Users {
+		name, err := resolve(repl, u.Name)
+		if err != nil {
+			return nil, fmt.Errorf("user %d: name: %w", i, err)
+		}
+		if name == "" {
+			return nil, fmt.Errorf("user %d: name %q is empty", i, u.Name)
+		}
+		pw, err := resolve(repl, u.Password)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: password: %w", name, err)
+		}
+		cu := core.User{Name: name, Password: pw}
+		vs, err := resolve(repl, u.Verifier)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: verifier: %w", name, err)
+		}
+		if vs != "" {
+			v, err := ecsrp5.ParseVerifier(vs)
+			if err != nil {
+				return nil, fmt.Errorf("user %q: %w", name, err)
+			}
+			cu.Verifier = &v
+		}
+		if mode != core.AuthNone && pw == "" && cu.Verifier == nil {
+			return nil, fmt.Errorf("user %q has no password (or it resolved to empty) and no verifier", name)
+		}
+		out = append(out, cu)
+	}
+	return out, nil
+}
+
+// Validate checks the settings Provision does not need to parse.
+func (a *App) Validate() error {
+	seen := make(map[string]bool, len(a.addrs))
+	for _, na := range a.addrs {
+		if seen[na.String()] {
+			return fmt.Errorf("listen address %s is given twice", na)
+		}
+		seen[na.String()] = true
+		switch na.Network {
+		case "tcp", "tcp4", "tcp6":
+		default:
+			return fmt.Errorf("listen address %s: network %q is not tcp, tcp4 or tcp6", na, na.Network)
+		}
+	}
+	switch {
+	case a.MaxSessions < 0:
+		return fmt.Errorf("max_sessions %d is negative", a.MaxSessions)
+	case a.MaxSessionsPerIP < 0:
+		return fmt.Errorf("max_sessions_per_ip %d is negative", a.MaxSessionsPerIP)
+	case a.MaxConnections < 0 || a.MaxConnections > 255:
+		return fmt.Errorf("max_connections %d is out of range 1-255", a.MaxConnections)
+	case a.HandshakeTimeout < 0:
+		return fmt.Errorf("handshake_timeout %v is negative", time.Duration(a.HandshakeTimeout))
+	case a.GracePeriod < 0:
+		return fmt.Errorf("grace_period %v is negative", time.Duration(a.GracePeriod))
+	}
+	return nil
+}
+
+// Start binds the listeners and serves clients on them. The listeners come
+// from Caddy, so on a reload the new config binds while the old one still
+// holds the same addresses.
+func (a *App) Start() error {
+	for _, na := range a.addrs {
+		lns, err := na.ListenAll(a.ctx, net.ListenConfig{})
+		if err != nil {
+			a.closeListeners()
+			return fmt.Errorf("listening on %s: %w", na, err)
+		}
+		for _, ln := range lns {
+			l, ok := ln.(net.Listener)
+			if !ok {
+				a.closeListeners()
+				return fmt.Errorf("listening on %s: got a %T, not a stream listener", na, ln)
+			}
+			a.listeners = append(a.listeners, l)
+		}
+	}
+	a.started = true
+	for _, ln := range a.listeners {
+		a.logger.Info("btest server listening",
+			zap.String("address", ln.Addr().String()),
+			zap.String("auth", a.Auth),
+			zap.Int("users", len(a.Users)),
+			zap.String("udp_ports", a.UDPPorts))
+		a.serving.Add(1)
+		go a.serve(ln)
+	}
+	return nil
+}
+
+func (a *App) serve(ln net.Listener) {
+	defer a.serving.Done()
+	err := a.srv.Serve(context.Background(), ln)
+	if !errors.Is(err, core.ErrServerClosed) && !a.stopping.Load() {
+		a.logger.Error("btest listener failed", zap.String("address", ln.Addr().String()), zap.Error(err))
+	}
+}
+
+func (a *App) closeListeners() {
+	for _, ln := range a.listeners {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			a.logger.Error("closing btest listener", zap.String("address", ln.Addr().String()), zap.Error(err))
+		}
+	}
+}
+
+// Stop closes the listeners at once and lets running tests go on for
+// grace_period, then ends them. When Caddy exits, Stop waits for that
+// (at most grace_period and a second); on a reload it returns at once and
+// the tests finish in the background under this config.
+func (a *App) Stop() error {
+	a.stopping.Store(true)
+	a.closeListeners()
+	grace := time.Duration(a.GracePeriod)
+	if n := a.srv.ActiveSessions(); n > 0 {
+		a.logger.Info("btest config stopping; running tests may finish",
+			zap.Int("sessions", n), zap.Duration("grace_period", grace))
+	}
+	if caddy.Exiting() {
+		a.drain(grace)
+		return nil
+	}
+	a.drainLater = true
+	go func() {
+		a.drain(grace)
+		a.releasePorts()
+	}()
+	return nil
+}
+
+// drain shuts the server down within grace (plus stopSlack).
+func (a *App) drain(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		err := a.srv.Shutdown(ctx)
+		a.serving.Wait()
+		done <- err
+	}()
+	t := time.NewTimer(grace + stopSlack)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			a.logger.Info("btest grace period over; ended running tests", zap.Duration("grace_period", grace))
+		}
+	case <-t.C:
+		a.logger.Warn("btest connections still closing after the grace period; not waiting for them",
+			zap.Int("sessions", a.srv.ActiveSessions()))
+	}
+}
+
+// Cleanup gives back what Provision took: the server (when it never
+// started) and the reference to the shared UDP port pool (unless a
+// background drain still needs it and gives it back itself).
+func (a *App) Cleanup() error {
+	if a.drainLater {
+		return nil
+	}
+	if a.srv != nil && !a.started {
+		a.srv.Close()
+	}
+	if a.releasePorts != nil {
+		a.releasePorts()
+	}
+	return nil
+}
+
+// parsePrefixes parses CIDR prefixes; a bare address is a one-host prefix.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefix parses a CIDR prefix ("10.0.0.0/8", "fd00::/8") or a single
+// address ("192.0.2.1", "::1"), which becomes a one-host prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid network %q: %w", s, err)
+		}
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid network %q: want a CIDR prefix or an IP address", s)
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+// ParsePortRange parses a UDP port range "first-last" or a single port
+// "first"; the client side of every port (port + 256) must be a valid port
+// too.
+func ParsePortRange(s string) (first, last int, err error) {
+	lo, hi, found := strings.Cut(s, "-")
+	if !found {
+		hi = lo
+	}
+	first, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	last, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("invalid port range %q: want first-last, e.g. %s", s, DefaultUDPPorts)
+	}
+	if first < 1 || last < first || last+portpool.ClientOffset > 65535 {
+		return 0, 0, fmt.Errorf("invalid port range %q: need 1 <= first <= last <= %d", s, 65535-portpool.ClientOffset)
+	}
+	return first, last, nil
+}
+
+// resolve replaces placeholders in s. Besides Caddy's global placeholders
+// ({env.NAME}, {system.hostname}, {file.PATH}, ...) it takes
+// {env.NAME:default}, which gives default when NAME is not set, as the
+// Caddyfile's {$NAME:default} does. An unknown placeholder is an error, so
+// a literal brace in a password must be escaped with a backslash.
+func resolve(repl *caddy.Replacer, s string) (string, error) {
+	return repl.ReplaceFunc(s, func(key string, val any) (any, error) {
+		if name, def, ok := strings.Cut(key, ":"); ok && strings.HasPrefix(name, "env.") {
+			if v, set := os.LookupEnv(strings.TrimPrefix(name, "env.")); set {
+				return v, nil
+			}
+			return def, nil
+		}
+		if val == nil {
+			// No key in the message: it may be part of a password.
+			return nil, errors.New("unknown placeholder (escape a literal brace as \\{)")
+		}
+		return val, nil
+	})
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

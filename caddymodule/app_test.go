@@ -1,0 +1,286 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/btest-go/btest/core"
+)
+
+// validate provisions and validates a btest app config in process, as
+// `caddy validate` does.
+func validate(t *testing.T, app string) error {
+	t.Helper()
+	var cfg caddy.Config
+	if err := json.Unmarshal([]byte(`{"admin":{"disabled":true},"apps":{"btest":`+app+`}}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return caddy.Validate(&cfg)
+}
+
+func TestProvisionErrors(t *testing.T) {
+	const verifier = "37c33fe6674ce8b6dc95b5a38a51e175:5c96fd09fee39ae6c509604bd322e6a23f9797e8e6be58342648959b6bfd76af:1"
+	cases := []struct {
+		name, app, want string
+	}{
+		{"default auth needs users", `{}`, "auth ecsrp5 needs at least one user"},
+		{"md5 needs users", `{"auth":"md5"}`, "auth md5 needs at least one user"},
+		{"unknown auth", `{"auth":"sha1"}`, `auth: unknown auth mode "sha1"`},
+		{"udp listener", `{"auth":"none","listen":["udp/127.0.0.1:2000"]}`, `network "udp" is not tcp, tcp4 or tcp6`},
+		{"unix listener", `{"auth":"none","listen":["unix//tmp/btest.sock"]}`, `network "unix" is not tcp`},
+		{"bad listener", `{"auth":"none","listen":["127.0.0.1:http"]}`, `listen address "127.0.0.1:http"`},
+		{"listener twice", `{"auth":"none","listen":["127.0.0.1:2000","tcp/127.0.0.1"]}`, "listen address 127.0.0.1:2000 is given twice"},
+		{"unset name", `{"users":[{"name":"{env.BTEST_TEST_UNSET}","password":"x"}]}`, `user 0: name "{env.BTEST_TEST_UNSET}" is empty`},
+		{"unset password", `{"users":[{"name":"bob","password":"{env.BTEST_TEST_UNSET}"}]}`, `user "bob" has no password (or it resolved to empty) and no verifier`},
+		{"no password", `{"users":[{"name":"bob"}]}`, `user "bob" has no password`},
+		{"unknown placeholder", `{"users":[{"name":"bob","password":"pa{ss}word"}]}`, `user "bob": password: unknown placeholder`},
+		{"bad verifier", `{"users":[{"name":"bob","verifier":"00:11:1"}]}`, `user "bob": ecsrp5: verifier salt`},
+		{"md5 with verifier only", `{"auth":"md5","users":[{"name":"bob","verifier":"` + verifier + `"}]}`, `user "bob" has only an EC-SRP5 verifier; md5 auth needs a password`},
+		{"user twice", `{"users":[{"name":"bob","password":"a"},{"name":"bob","password":"b"}]}`, `user "bob" is configured twice`},
+		{"bad allow", `{"auth":"none","allow":["10.0.0.0/40"]}`, `allow: invalid network "10.0.0.0/40"`},
+		{"bad deny", `{"auth":"none","deny":["example.com"]}`, `deny: invalid network "example.com"`},
+		{"bad udp ports", `{"auth":"none","udp_ports":"2000-1000"}`, `udp_ports: invalid port range "2000-1000"`},
+		{"udp ports beyond client range", `{"auth":"none","udp_ports":"65000-65400"}`, `udp_ports: invalid port range "65000-65400"`},
+		{"negative grace", `{"auth":"none","grace_period":"-1s"}`, "grace_period -1s is negative"},
+		{"negative handshake timeout", `{"auth":"none","handshake_timeout":"-2s"}`, "handshake_timeout -2s is negative"},
+		{"too many connections", `{"auth":"none","max_connections":300}`, "max_connections 300 is out of range 1-255"},
+		{"negative sessions", `{"auth":"none","max_sessions":-1}`, "max_sessions -1 is negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validate(t, tc.app)
+			if err == nil {
+				t.Fatalf("%s: no error", tc.app)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "pa{ss}word") {
+				t.Fatalf("error shows the password: %q", err)
+			}
+		})
+	}
+}
+
+func TestProvisionGood(t *testing.T) {
+	const verifier = "37c33fe6674ce8b6dc95b5a38a51e175:5c96fd09fee39ae6c509604bd322e6a23f9797e8e6be58342648959b6bfd76af:1"
+	t.Setenv("BTEST_TEST_PW", "from-env")
+	for _, app := range []string{
+		`{"auth":"none"}`,
+		`{"users":[{"name":"{env.BTEST_TEST_UNSET:btest}","password":"{env.BTEST_TEST_PW}"}]}`,
+		`{"users":[{"name":"alice","verifier":"` + verifier + `"}]}`,
+		`{"auth":"md5","users":[{"name":"bob","password":"a\\{b\\}c"}],"listen":["[::1]:2000","127.0.0.1","tcp/:3000-3002"],
+		  "udp_ports":"40000","allow":["::1","10.0.0.0/8"],"deny":["10.1.0.0/16"],"max_duration":"-1s","max_tx_rate":1000000,
+		  "max_sessions":5,"max_sessions_per_ip":1,"max_connections":255,"handshake_timeout":"3s","grace_period":"1m"}`,
+	} {
+		if err := validate(t, app); err != nil {
+			t.Errorf("%s: %v", app, err)
+		}
+	}
+}
+
+// TestValidateDoesNotBind holds the btest port with a plain listener (no
+// SO_REUSEPORT, so no second socket could bind it) and validates a config
+// that listens there.
+func TestValidateDoesNotBind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := validate(t, `{"auth":"none","listen":["`+ln.Addr().String()+`"]}`); err != nil {
+		t.Fatalf("validate with the port taken: %v", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	t.Setenv("BTEST_TEST_SET", "value")
+	t.Setenv("BTEST_TEST_EMPTY", "")
+	repl := caddy.NewReplacer()
+	for in, want := range map[string]string{
+		"plain":                          "plain",
+		"{env.BTEST_TEST_SET}":           "value",
+		"{env.BTEST_TEST_SET:default}":   "value",
+		"{env.BTEST_TEST_UNSET:default}": "default",
+		"{env.BTEST_TEST_UNSET:a:b}":     "a:b",
+		"{env.BTEST_TEST_EMPTY:default}": "", // set but empty: as the Caddyfile's {$X:default}
+		"{env.BTEST_TEST_UNSET}":         "",
+		"pre-{env.BTEST_TEST_SET}-post":  "pre-value-post",
+		`\{literal\}`:                    "{literal}",
+		"{env.BTEST_TEST_UNSET:}":        "",
+	} {
+		got, err := resolve(repl, in)
+		if err != nil || got != want {
+			t.Errorf("resolve(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"{env}", "x{env.BTEST_TEST_UNSET:d}y{nope}", "{http.request.host}"} {
+		if got, err := resolve(repl, in); err == nil {
+			t.Errorf("resolve(%q) = %q, want an unknown-placeholder error", in, got)
+		}
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	for in, want := range map[string][2]int{"2001-2999": {2001, 2999}, "40000": {40000, 40000}, " 1 - 2 ": {1, 2}, "65279": {65279, 65279}} {
+		f, l, err := ParsePortRange(in)
+		if err != nil || f != want[0] || l != want[1] {
+			t.Errorf("ParsePortRange(%q) = %d, %d, %v", in, f, l, err)
+		}
+	}
+	for _, in := range []string{"", "-", "a-b", "0", "10-5", "65280", "1-65280", "-5"} {
+		if _, _, err := ParsePortRange(in); err == nil {
+			t.Errorf("ParsePortRange(%q): no error", in)
+		}
+	}
+}
+
+func TestParsePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.1.2.3/8": "10.0.0.0/8", "192.0.2.1": "192.0.2.1/32", "::1": "::1/128",
+		"::ffff:10.0.0.1": "10.0.0.1/32", "2001:db8::/32": "2001:db8::/32",
+	} {
+		p, err := ParsePrefix(in)
+		if err != nil || p.String() != want {
+			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, in := range []string{"", "10.0.0.0/33", "example.com", "10.0.0/8"} {
+		if _, err := ParsePrefix(in); err == nil {
+			t.Errorf("ParsePrefix(%q): no error", in)
+		}
+	}
+}
+
+// TestSharedPortPool: configs with one range share one pool while any of
+// them holds it; the last release forgets it.
+func TestSharedPortPool(t *testing.T) {
+	p1, rel1, err := sharedPortPool(45001, 45010)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, rel2, err := sharedPortPool(45001, 45010)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 {
+		t.Fatal("two configs with one range got two pools")
+	}
+	port, err := p1.Acquire(1, func(int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := udpPortsInUse(); got < 1 {
+		t.Fatalf("udpPortsInUse = %d with a port taken", got)
+	}
+	rel1()
+	rel1() // a second call must not drop the other reference
+	p3, rel3, _ := sharedPortPool(45001, 45010)
+	if p3 != p1 {
+		t.Fatal("pool forgotten while a config still holds it")
+	}
+	if q, _ := p3.Acquire(1, func(int) error { return nil }); q == port {
+		t.Fatalf("port %d handed out twice", q)
+	}
+	rel2()
+	rel3()
+	p4, rel4, _ := sharedPortPool(45001, 45010)
+	defer rel4()
+	if p4 == p1 {
+		t.Fatal("pool kept after every config released it")
+	}
+}
+
+func TestRegisterMetricsTwice(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for range 2 {
+		if err := registerMetrics(reg); err != nil {
+			t.Fatalf("registering again: %v", err)
+		}
+	}
+	// Another registry (the next config's) takes the same collectors.
+	if err := registerMetrics(prometheus.NewPedanticRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+}
+
+func value(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	t.Fatal("not a counter or gauge")
+	return 0
+}
+
+// TestObserver checks that bytes count once each, whether they arrive in
+// interval reports or the final summary, and that two servers' sessions
+// with the same ID do not mix.
+func TestObserver(t *testing.T) {
+	sent := bytesTotal.WithLabelValues("udp", "sent")
+	recv := bytesTotal.WithLabelValues("udp", "received")
+	active := sessionsActive.WithLabelValues("udp")
+	ended := sessionsTotal.WithLabelValues("udp", "both", "ok")
+	limited := sessionsTotal.WithLabelValues("udp", "both", "limit")
+	s0, r0, a0, e0, l0 := value(t, sent), value(t, recv), value(t, active), value(t, ended), value(t, limited)
+
+	o1, o2 := newObserver(), newObserver()
+	info := core.SessionInfo{ID: 7, Proto: "udp", Direction: "both"}
+	o1.SessionStarted(info)
+	o2.SessionStarted(info)
+	if got := value(t, active) - a0; got != 2 {
+		t.Fatalf("active +%v, want +2", got)
+	}
+	o1.SessionInterval(info, core.IntervalStats{TxBytes: 100, RxBytes: 10})
+	o2.SessionInterval(info, core.IntervalStats{TxBytes: 1000, RxBytes: 0})
+	o1.SessionInterval(info, core.IntervalStats{TxBytes: 250, RxBytes: 10})
+	if got := value(t, sent) - s0; got != 1250 {
+		t.Fatalf("sent +%v during the tests, want +1250", got)
+	}
+	o1.SessionEnded(info, core.Summary{TxBytes: 300, RxBytes: 40}, nil)
+	o2.SessionEnded(info, core.Summary{TxBytes: 1000, RxBytes: 5}, core.ErrLimit)
+	if got := value(t, sent) - s0; got != 1300 {
+		t.Fatalf("sent +%v, want +1300", got)
+	}
+	if got := value(t, recv) - r0; got != 45 {
+		t.Fatalf("received +%v, want +45", got)
+	}
+	if got := value(t, active) - a0; got != 0 {
+		t.Fatalf("active +%v after both ended", got)
+	}
+	if value(t, ended)-e0 != 1 || value(t, limited)-l0 != 1 {
+		t.Fatal("sessions_total not counted by result")
+	}
+
+	auth := value(t, authFailures)
+	o1.Refused(netip.Addr{}, core.RefusedAuthFailed)
+	o1.Refused(netip.Addr{}, core.RefusedBadCommand)
+	if value(t, authFailures)-auth != 1 {
+		t.Fatal("auth failure not counted")
+	}
+	if value(t, refusals.WithLabelValues(string(core.RefusedBadCommand))) < 1 {
+		t.Fatal("refusal not counted")
+	}
+	if len(o1.counted)+len(o2.counted) != 0 {
+		t.Fatal("ended sessions still tracked")
+	}
+}

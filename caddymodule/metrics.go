@@ -1,0 +1,146 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btest-go/btest/core"
+)
+
+// The collectors live for the whole process, so counters run on across
+// reloads and tests of an old config that are still finishing count in the
+// new config's registry; each config registers them in its own registry.
+var (
+	sessionsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "sessions_active",
+		Help: "Number of btest tests running now.",
+	}, []string{"proto"})
+	sessionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "sessions_total",
+		Help: "Number of btest tests ended, by protocol, direction (client's view: receive, transmit, both) and result.",
+	}, []string{"proto", "direction", "result"})
+	bytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "bytes_total",
+		Help: "Test payload bytes, by protocol and direction from the server's view (sent, received); updated every second while tests run.",
+	}, []string{"proto", "direction"})
+	authFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "auth_failures_total",
+		Help: "Number of btest clients that failed authentication.",
+	})
+	refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "refusals_total",
+		Help: "Number of btest connections turned away, by reason.",
+	}, []string{"reason"})
+	udpPorts = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "udp_ports_in_use",
+		Help: "Number of UDP data ports held by running btest tests.",
+	}, func() float64 { return float64(udpPortsInUse()) })
+)
+
+// refusalReasons are the reasons the core server reports; they are
+// exported at zero from the start so dashboards see every series.
+var refusalReasons = []core.RefusalReason{
+	core.RefusedNotAllowed, core.RefusedHandshakes, core.RefusedSessions,
+	core.RefusedSessionsPerIP, core.RefusedConnections, core.RefusedBadCommand,
+	core.RefusedUnknownToken, core.RefusedHandshakeError, core.RefusedAuthFailed,
+	core.RefusedUnsupported, core.RefusedUDPPorts, core.RefusedShuttingDown,
+}
+
+func init() {
+	for _, r := range refusalReasons {
+		refusals.WithLabelValues(string(r))
+	}
+	for _, p := range []string{"tcp", "udp"} {
+		sessionsActive.WithLabelValues(p)
+		bytesTotal.WithLabelValues(p, "sent")
+		bytesTotal.WithLabelValues(p, "received")
+	}
+}
+
+// registerMetrics adds the btest collectors to reg; collectors reg already
+// has (a second btest app in one config) are fine.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{sessionsActive, sessionsTotal, bytesTotal, authFailures, refusals, udpPorts} {
+		if err := reg.Register(c); err != nil {
+			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// observer feeds one server's events into the collectors. Session IDs are
+// unique per server only, so every server has its own observer.
+type observer struct {
+	mu sync.Mutex
+	// counted holds, per running session, the bytes already added to
+	// bytesTotal: sent, received.
+	counted map[uint64][2]uint64
+}
+
+func newObserver() *observer {
+	return &observer{counted: make(map[uint64][2]uint64)}
+}
+
+// SessionStarted implements core.Observer.
+func (o *observer) SessionStarted(info core.SessionInfo) {
+	sessionsActive.WithLabelValues(info.Proto).Inc()
+	o.mu.Lock()
+	o.counted[info.ID] = [2]uint64{}
+	o.mu.Unlock()
+}
+
+// SessionInterval implements core.Observer.
+func (o *observer) SessionInterval(info core.SessionInfo, st core.IntervalStats) {
+	o.addBytes(info, st.TxBytes, st.RxBytes, false)
+}
+
+// SessionEnded implements core.Observer.
+func (o *observer) SessionEnded(info core.SessionInfo, sum core.Summary, err error) {
+	o.addBytes(info, sum.TxBytes, sum.RxBytes, true)
+	sessionsActive.WithLabelValues(info.Proto).Dec()
+	sessionsTotal.WithLabelValues(info.Proto, info.Direction, core.ResultString(err)).Inc()
+}
+
+// addBytes adds what a session moved since its last report.
+func (o *observer) addBytes(info core.SessionInfo, tx, rx uint64, last bool) {
+	o.mu.Lock()
+	prev := o.counted[info.ID]
+	if last {
+		delete(o.counted, info.ID)
+	} else {
+		o.counted[info.ID] = [2]uint64{max(tx, prev[0]), max(rx, prev[1])}
+	}
+	o.mu.Unlock()
+	if tx > prev[0] {
+		bytesTotal.WithLabelValues(info.Proto, "sent").Add(float64(tx - prev[0]))
+	}
+	if rx > prev[1] {
+		bytesTotal.WithLabelValues(info.Proto, "received").Add(float64(rx - prev[1]))
+	}
+}
+
+// Refused implements core.Observer.
+func (o *observer) Refused(_ netip.Addr, reason core.RefusalReason) {
+	refusals.WithLabelValues(string(reason)).Inc()
+	if reason == core.RefusedAuthFailed {
+		authFailures.Inc()
+	}
+}
+
+// Interface guard
+var _ core.Observer = (*observer)(nil)
