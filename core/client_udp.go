@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -34,12 +33,8 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 	local := localAddr(cc.primary)
 	hdr := udpHeaderSize(server)
 	dst := udpDest(false, netip.AddrPortFrom(server.WithZone(""), uint16(cc.udpPort)))
-	buf := cfg.SocketBuffer
-	if buf <= 0 {
-		buf = udpSocketBuffer
-	}
 	n := cfg.Connections
-	socks := make([]*net.UDPConn, 0, n)
+	socks := make([]*udpio.Conn, 0, n)
 	defer func() {
 		for _, s := range socks {
 			s.Close()
@@ -65,38 +60,33 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		if port > 65535 {
 			return Summary{}, fmt.Errorf("%w: udp port %d + %d streams does not fit", ErrProtocol, cc.udpPort, n)
 		}
-		sock, err := listenUDP(local, port)
-		if err != nil {
-			return Summary{}, fmt.Errorf("binding udp stream %d: %w", k, err)
-		}
-		socks = append(socks, sock)
 		opt := udpOptions()
 		if k > 0 {
 			// The server sends to the first port only; the others
 			// get small plain readers in case one sends there too.
 			opt.NoGRO = true
 		}
-		uc, err := udpio.New(sock, opt)
+		uc, err := listenUDP(local, port, opt, cfg.SocketBuffer)
 		if err != nil {
-			return Summary{}, fmt.Errorf("udp stream %d: %w", k, err)
+			return Summary{}, fmt.Errorf("binding udp stream %d: %w", k, err)
 		}
-		uc.SetBuffers(buf)
+		socks = append(socks, uc)
 		if k == 0 {
 			e.features = uc.Features()
 		}
 		// The NAT probe: an empty datagram the server ignores.
-		if _, err := sock.WriteToUDPAddrPort(nil, dst); err != nil {
+		if err := uc.WriteTo(nil, dst); err != nil {
 			cfg.Logger.Debug("btest udp probe failed", "stream", k, "err", err)
 		}
 		batch := 4
 		if k == 0 && cfg.Direction != Transmit {
 			batch = udpReadBatch(uc)
 		}
-		e.rx = append(e.rx, newUDPRx(uc.NewReader(batch, rxPayload), sock, server))
+		e.rx = append(e.rx, newUDPRx(uc.NewReader(batch, rxPayload), uc, server))
 		if sending {
 			e.tx = append(e.tx, &udpTx{
 				snd:  uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random)),
-				sock: sock, pacer: e.pacer, wire: wireSize, seq: 1,
+				sock: uc, pacer: e.pacer, wire: wireSize, seq: 1,
 			})
 		}
 	}

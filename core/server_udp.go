@@ -15,7 +15,7 @@ import (
 // udpServerState is a UDP session's data socket and its pooled port.
 type udpServerState struct {
 	mu   sync.Mutex
-	sock *net.UDPConn
+	sock *udpio.Conn
 	port int
 }
 
@@ -30,13 +30,18 @@ func localAddr(c net.Conn) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// listenUDP binds an unconnected UDP socket on ip:port.
-func listenUDP(ip netip.Addr, port int) (*net.UDPConn, error) {
-	network := "udp6"
-	if ip.Is4() {
-		network = "udp4"
+// listenUDP binds an unconnected UDP data socket on ip:port and sizes its
+// buffers (bufSize 0: udpSocketBuffer).
+func listenUDP(ip netip.Addr, port int, opt udpio.Options, bufSize int) (*udpio.Conn, error) {
+	c, err := udpio.Listen(netip.AddrPortFrom(ip, uint16(port)), opt)
+	if err != nil {
+		return nil, err
 	}
-	return net.ListenUDP(network, &net.UDPAddr{IP: ip.AsSlice(), Port: port, Zone: ip.Zone()})
+	if bufSize <= 0 {
+		bufSize = udpSocketBuffer
+	}
+	c.SetBuffers(bufSize)
+	return c, nil
 }
 
 // openUDP allocates the session's UDP port from the pool and binds it. The
@@ -44,9 +49,9 @@ func listenUDP(ip netip.Addr, port int) (*net.UDPConn, error) {
 // one per stream) would clash with another session's.
 func (s *Server) openUDP(ss *serverSession) (int, error) {
 	ip := localAddr(ss.conns[0])
-	var sock *net.UDPConn
+	var sock *udpio.Conn
 	port, err := s.ports.Acquire(int(ss.cmd.ConnCount), func(port int) error {
-		c, err := listenUDP(ip, port)
+		c, err := listenUDP(ip, port, udpOptions(), s.cfg.SocketBuffer)
 		if err != nil {
 			return err
 		}
@@ -89,15 +94,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 	if sock == nil {
 		return Summary{}, fmt.Errorf("%w: udp socket already closed", ErrLimit)
 	}
-	uc, err := udpio.New(sock, udpOptions())
-	if err != nil {
-		return Summary{}, fmt.Errorf("udp socket: %w", err)
-	}
-	buf := s.cfg.SocketBuffer
-	if buf <= 0 {
-		buf = udpSocketBuffer
-	}
-	uc.SetBuffers(buf)
+	uc := sock
 	peer := ss.info.Remote.Addr().Unmap().WithZone("")
 	hdr := udpHeaderSize(peer)
 	dir := ss.cmd.Direction
@@ -105,7 +102,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 	e := &udpEngine{
 		server:   true,
 		ctrl:     ss.conns[0],
-		socks:    []*net.UDPConn{sock},
+		socks:    []*udpio.Conn{sock},
 		start:    ss.info.Started,
 		idle:     s.cfg.UDPIdleTimeout,
 		drain:    udpServerDrain,
@@ -119,7 +116,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 	}
 	// The client may send other sizes than tx_size (local-udp-tx-size);
 	// the reader then reports their real length.
-	e.rx = []*udpRx{newUDPRx(uc.NewReader(batch, max(payload, 2048)), sock, peer)}
+	e.rx = []*udpRx{newUDPRx(uc.NewReader(batch, max(payload, 2048)), uc, peer)}
 	if dir.ServerTransmits() {
 		wireSize := payload + hdr
 		e.pacer = udpPacer(ss.info.TxRate, wireSize)
@@ -129,7 +126,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
 		e.tx = []*udpTx{{
 			snd:  uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),
-			sock: sock, pacer: e.pacer, wire: wireSize, seq: 1,
+			sock: uc, pacer: e.pacer, wire: wireSize, seq: 1,
 		}}
 	}
 	var onInterval func(IntervalStats)

@@ -311,7 +311,7 @@ func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
 // udpTx is one sending socket's loop.
 type udpTx struct {
 	snd   *udpio.Sender
-	sock  *net.UDPConn
+	sock  *udpio.Conn
 	pacer *pacing.Pacer
 	wire  int // bytes per datagram, headers included
 	seq   uint32
@@ -358,7 +358,7 @@ func (u *udpTx) step(ctx context.Context, sl *pacing.Sleeper) error {
 // multi-stream clients from several) and keeps loss per source address.
 type udpRx struct {
 	rd   *udpio.Reader
-	sock *net.UDPConn
+	sock *udpio.Conn
 	peer netip.Addr
 	hdr  uint64
 
@@ -382,7 +382,7 @@ type udpRx struct {
 	coalesced uint64 // messages that held several datagrams (GRO)
 }
 
-func newUDPRx(rd *udpio.Reader, sock *net.UDPConn, peer netip.Addr) *udpRx {
+func newUDPRx(rd *udpio.Reader, sock *udpio.Conn, peer netip.Addr) *udpRx {
 	return &udpRx{
 		rd: rd, sock: sock, peer: peer.Unmap().WithZone(""),
 		hdr:     uint64(udpHeaderSize(peer)),
@@ -514,7 +514,7 @@ type reportMark struct {
 type udpEngine struct {
 	server   bool
 	ctrl     net.Conn
-	socks    []*net.UDPConn
+	socks    []*udpio.Conn
 	tx       []*udpTx
 	rx       []*udpRx
 	pacer    *pacing.Pacer
@@ -536,9 +536,9 @@ type udpEngine struct {
 	shownMu   sync.Mutex
 	shown     []reportMark
 	remoteCPU atomic.Int32
-	lastHeard atomic.Int64 // time since start of the peer's last status
+	lastHeard atomic.Int64       // time since start of the peer's last status
 	scanner   wire.StatusScanner // Framed: status messages are all the control connection carries
-	onStatus  func(wire.Status) // bound once
+	onStatus  func(wire.Status)  // bound once
 	ctrlBytes paddedCounter
 }
 

@@ -112,15 +112,11 @@ func (c *udpCapture) pair(t *testing.T) (srv, cli udpReport) {
 
 // gsoAvailable reports whether this system does UDP GSO and GRO.
 func gsoAvailable(t *testing.T) (gso, gro bool) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	uc, err := udpio.Listen(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0), udpio.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	uc, err := udpio.New(c, udpio.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer uc.Close()
 	return uc.Features().GSO, uc.Features().GRO
 }
 

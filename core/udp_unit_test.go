@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -301,20 +300,20 @@ func TestUDPNoAllocs(t *testing.T) {
 	}
 	for _, mode := range udpIOModes {
 		t.Run(mode.name, func(t *testing.T) {
-			a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			lo := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+			ta, err := udpio.Listen(lo, mode.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer a.Close()
-			b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			defer ta.Close()
+			tb, err := udpio.Listen(lo, mode.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer b.Close()
-			ta, _ := udpio.New(a, mode.opt)
-			tb, _ := udpio.New(b, mode.opt)
+			defer tb.Close()
 			tb.SetBuffers(8 << 20)
-			dst := b.LocalAddr().(*net.UDPAddr).AddrPort()
+			a, b := ta, tb
+			dst := tb.LocalAddr()
 			tx := &udpTx{
 				snd:   ta.NewSender(dst, 1472, 64<<10, payloadFor(true)),
 				sock:  a,

@@ -14,28 +14,26 @@ import (
 	"time"
 )
 
-// pair opens two loopback sockets of network ("udp4" or "udp6").
-func pair(t testing.TB, network string) (a, b *net.UDPConn) {
+// pair opens two loopback sockets of network ("udp4" or "udp6") with the
+// options of each side.
+func pair(t testing.TB, network string, ao, bo Options) (a, b *Conn) {
 	t.Helper()
-	ip := "127.0.0.1"
+	ip := netip.MustParseAddr("127.0.0.1")
 	if network == "udp6" {
-		ip = "::1"
+		ip = netip.IPv6Loopback()
 	}
-	open := func() *net.UDPConn {
-		c, err := net.ListenUDP(network, &net.UDPAddr{IP: net.ParseIP(ip)})
+	open := func(o Options) *Conn {
+		c, err := Listen(netip.AddrPortFrom(ip, 0), o)
 		if err != nil {
 			t.Skipf("no %s loopback: %v", network, err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	return open(), open()
+	return open(ao), open(bo)
 }
 
-func addrOf(c *net.UDPConn) netip.AddrPort {
-	ap := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
+func addrOf(c *Conn) netip.AddrPort { return c.LocalAddr() }
 
 type mode struct {
 	name string
@@ -63,15 +61,8 @@ func TestSendReceive(t *testing.T) {
 		for _, m := range modes {
 			for _, size := range []int{4, 1472, 8972, 40000} {
 				t.Run(fmt.Sprintf("%s/%s/%d", network, m.name, size), func(t *testing.T) {
-					a, b := pair(t, network)
-					tx, err := New(a, m.opt)
-					if err != nil {
-						t.Fatal(err)
-					}
-					rx, err := New(b, m.opt)
-					if err != nil {
-						t.Fatal(err)
-					}
+					tx, rx := pair(t, network, m.opt, m.opt)
+					a, b := tx, rx
 					rx.SetBuffers(4 << 20)
 					checkFeatures(t, tx.Features(), m.opt)
 					s := tx.NewSender(addrOf(b), size, 256<<10, fill)
@@ -90,7 +81,7 @@ func TestSendReceive(t *testing.T) {
 						left -= n
 						time.Sleep(200 * time.Microsecond) // stay below the receive buffer
 					}
-					b.SetReadDeadline(time.Now().Add(5 * time.Second))
+					rx.SetReadDeadline(time.Now().Add(5 * time.Second))
 					if err := <-done; err != nil {
 						t.Fatal(err)
 					}
@@ -181,11 +172,9 @@ func TestNoAllocs(t *testing.T) {
 	fill := make([]byte, 1<<16)
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			a, b := pair(t, "udp4")
-			tx, _ := New(a, m.opt)
-			rx, _ := New(b, m.opt)
+			tx, rx := pair(t, "udp4", m.opt, m.opt)
 			rx.SetBuffers(4 << 20)
-			s := tx.NewSender(addrOf(b), 1472, 128<<10, fill)
+			s := tx.NewSender(addrOf(rx), 1472, 128<<10, fill)
 			r := rx.NewReader(64, 1472)
 			seq := uint32(0)
 			run := func() {
@@ -220,17 +209,55 @@ func TestNoAllocs(t *testing.T) {
 // TestReadDeadline checks that a deadline ends a blocked Read, which is how
 // a session stops its receiver.
 func TestReadDeadline(t *testing.T) {
-	for _, m := range modes[:1] {
-		_, b := pair(t, "udp4")
-		rx, _ := New(b, m.opt)
+	for _, m := range modes {
+		_, rx := pair(t, "udp4", m.opt, m.opt)
 		r := rx.NewReader(8, 1500)
-		b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		start := time.Now()
 		if _, err := r.Read(); !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("Read: %v", err)
+			t.Fatalf("%s: Read: %v", m.name, err)
 		}
 		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("deadline took %v", d)
+			t.Fatalf("%s: deadline took %v", m.name, d)
+		}
+		// A deadline moved while a Read waits takes effect at once.
+		rx.SetReadDeadline(time.Time{})
+		done := make(chan error, 1)
+		go func() { _, err := r.Read(); done <- err }()
+		time.Sleep(50 * time.Millisecond)
+		start = time.Now()
+		rx.SetReadDeadline(time.Unix(1, 0))
+		if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: Read after moving the deadline: %v", m.name, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%s: moving the deadline took %v to wake the reader", m.name, d)
+		}
+	}
+}
+
+// TestCloseWakesRead checks that Close ends a Read waiting for data, the
+// way a session stops a receiver that hears nothing.
+func TestCloseWakesRead(t *testing.T) {
+	for _, m := range modes {
+		_, rx := pair(t, "udp4", m.opt, m.opt)
+		r := rx.NewReader(8, 1500)
+		done := make(chan error, 1)
+		go func() { _, err := r.Read(); done <- err }()
+		time.Sleep(50 * time.Millisecond)
+		if err := rx.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("%s: Read after Close: %v", m.name, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: Close did not wake the reader", m.name)
+		}
+		if err := rx.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("%s: second Close: %v", m.name, err)
 		}
 	}
 }
@@ -238,10 +265,9 @@ func TestReadDeadline(t *testing.T) {
 // TestSendToClosedPort checks that ICMP port-unreachable does not turn into
 // a send error.
 func TestSendToClosedPort(t *testing.T) {
-	a, b := pair(t, "udp4")
+	tx, b := pair(t, "udp4", Options{}, Options{})
 	dst := addrOf(b)
 	b.Close()
-	tx, _ := New(a, Options{})
 	s := tx.NewSender(dst, 100, 64<<10, make([]byte, 100))
 	for range 20 {
 		if _, err := s.Send(0, 10); err != nil {
@@ -270,9 +296,8 @@ func BenchmarkLoopback(b *testing.B) {
 	fill := make([]byte, 1<<16)
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			a, c := pair(b, "udp4")
-			tx, _ := New(a, m.opt)
-			rx, _ := New(c, m.opt)
+			tx, rx := pair(b, "udp4", m.opt, m.opt)
+			c := rx
 			rx.SetBuffers(4 << 20)
 			tx.SetBuffers(4 << 20)
 			s := tx.NewSender(addrOf(c), 1472, 512<<10, fill)
