@@ -272,3 +272,33 @@ func TestExpandEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestExamples checks the example configurations even where the
+// end-to-end test, which runs them, skips.
+func TestExamples(t *testing.T) {
+	t.Setenv("BTEST_SERVER", "192.0.2.1")
+	t.Setenv("BTEST_PASSWORD", "secret")
+	os.Unsetenv("BTEST_USER")
+	cfg, warn, err := Parse([]byte(readExample(t, "btest-telegraf.conf")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 0 {
+		t.Errorf("warnings: %q", warn)
+	}
+	for _, tg := range cfg.Targets {
+		if tg.host != "192.0.2.1" || tg.User != "admin" || tg.Password != "secret" {
+			t.Errorf("target %+v does not take the environment", tg)
+		}
+	}
+	tc := readExample(t, "telegraf.conf")
+	for _, s := range []string{`command = ["btest-telegraf", "-config", "/etc/telegraf/btest.conf"]`, `signal = "STDIN"`,
+		`data_format = "influx"`, "[[outputs.influxdb]]"} {
+		if !strings.Contains(tc, s) {
+			t.Errorf("examples/telegraf.conf lacks %s", s)
+		}
+	}
+	if !strings.Contains(SampleConfig(), `command = ["btest-telegraf", "-config", "/etc/telegraf/btest.conf"]`) {
+		t.Error("sample.conf does not show the execd command")
+	}
+}
