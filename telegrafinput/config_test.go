@@ -3,6 +3,7 @@ package telegrafinput
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -273,6 +274,15 @@ func TestExpandEnv(t *testing.T) {
 	}
 }
 
+func readExample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestExamples checks the example configurations even where the
 // end-to-end test, which runs them, skips.
 func TestExamples(t *testing.T) {
@@ -300,5 +310,33 @@ func TestExamples(t *testing.T) {
 	}
 	if !strings.Contains(SampleConfig(), `command = ["btest-telegraf", "-config", "/etc/telegraf/btest.conf"]`) {
 		t.Error("sample.conf does not show the execd command")
+	}
+}
+
+// TestDocsShowSampleConfig: the configuration reference in the docs is
+// sample.conf, word for word, wherever it lives (docs/telegraf.md, or
+// README.md once merged there).
+func TestDocsShowSampleConfig(t *testing.T) {
+	const marker = "```toml @sample.conf\n"
+	found := false
+	for _, p := range []string{"../docs/telegraf.md", "../README.md"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		doc := string(b)
+		i := strings.Index(doc, marker)
+		if i < 0 {
+			continue
+		}
+		found = true
+		rest := doc[i+len(marker):]
+		end := strings.Index(rest, "```")
+		if end < 0 || rest[:end] != SampleConfig() {
+			t.Errorf("%s: the block after %q is not sample.conf; copy telegrafinput/sample.conf into it", p, strings.TrimSpace(marker))
+		}
+	}
+	if !found {
+		t.Errorf("neither docs/telegraf.md nor README.md shows sample.conf in a %q block", strings.TrimSpace(marker))
 	}
 }

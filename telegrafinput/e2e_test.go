@@ -1,3 +1,5 @@
+//go:build unix
+
 package telegrafinput
 
 import (
@@ -14,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -285,11 +286,8 @@ func checkE2ERows(t *testing.T, rows []map[string]any, port string) {
 // buildProgram builds btest-telegraf into dir.
 func buildProgram(t *testing.T, dir string) {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out, err := exec.Command(goTool, "build", "-o", filepath.Join(dir, "btest-telegraf"),
+	// go test puts its own go command first on PATH.
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "btest-telegraf"),
 		"github.com/btest-go/btest/cmd/btest-telegraf").CombinedOutput()
 	if err != nil {
 		t.Fatalf("building btest-telegraf: %v\n%s", err, out)
@@ -446,15 +444,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func readExample(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "examples", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // replaceAll replaces old with new in s and fails unless it was there n
