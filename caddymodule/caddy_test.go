@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -280,10 +281,11 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// udpRange picks a random range of 16 UDP data ports (and their client
-// ports) so tests running at the same time rarely meet.
+// udpRange picks a random range of 16 UDP data ports so tests running at
+// the same time rarely meet; it and its client ports (+256) stay below
+// Linux's ephemeral ports (32768 and up).
 func udpRange() string {
-	first := 20000 + 16*rand.N(1500)
+	first := 20000 + 16*rand.N(700)
 	return fmt.Sprintf("%d-%d", first, first+15)
 }
 
@@ -415,6 +417,7 @@ func TestCaddyExample(t *testing.T) {
 		}
 	})
 
+	p.waitMetric("no test running", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
 	m := p.metrics()
 	for _, c := range []struct {
 		name   string
@@ -435,10 +438,15 @@ func TestCaddyExample(t *testing.T) {
 			t.Errorf("%s%v = %v, want >= %v", c.name, c.labels, v, c.min)
 		}
 	}
-	p.waitMetric("no test running", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
 	p.waitMetric("no UDP port held", func(v float64) bool { return v == 0 }, "caddy_btest_udp_ports_in_use")
 
-	logs := p.out.String()
+	// The last lines may still be in the pipe from Caddy.
+	var logs string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if logs = p.out.String(); strings.Count(logs, `"msg":"btest session end"`) >= 4 {
+			break
+		}
+	}
 	if strings.Contains(logs, password) {
 		t.Error("the password appears in Caddy's output")
 	}
@@ -493,7 +501,7 @@ func TestCaddyReload(t *testing.T) {
 	newCfg := pt.caddyfile("auth md5", "user u p2", "max_tx_rate 8M", "grace_period 30s")
 	p := startCaddy(t, oldCfg, "caddyfile", pt.admin, nil, pt.btest)
 
-	const testLen = 5 * time.Second
+	const testLen = 7 * time.Second
 	var (
 		wg               sync.WaitGroup
 		tcpSum, udpSum   core.Summary
@@ -527,7 +535,7 @@ func TestCaddyReload(t *testing.T) {
 	start := time.Now()
 	p.load(newCfg, "text/caddyfile")
 	close(reloaded)
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("reload took %v: it waited for the running tests", el)
 	}
 
@@ -560,20 +568,24 @@ func TestCaddyReload(t *testing.T) {
 		t.Fatalf("too few reports after the reload: tcp %v udp %v", tcpLate, udpLate)
 	}
 	t.Logf("Mbit/s after the reload: tcp %.1f, udp %.1f; new test %.1f", mbps(tcpLate), mbps(udpLate), mbps(newRates))
-	// Under the old config's 40M cap, not the new 8M one.
-	for _, r := range tcpLate[1:] {
-		if r < 20e6 {
-			t.Errorf("tcp test after the reload at %.1f Mbit/s: %v", r/1e6, tcpLate)
-		}
+	// Under the old config's 40M cap (UDP: the 20M asked for), well over
+	// the new 8M one; the median shrugs off one slow second on a busy
+	// machine.
+	if m := median(tcpLate); m < 16e6 {
+		t.Errorf("tcp test after the reload at a median %.1f Mbit/s: %v", m/1e6, mbps(tcpLate))
 	}
-	for _, r := range udpLate[1:] {
-		if r < 10e6 {
-			t.Errorf("udp test after the reload at %.1f Mbit/s: %v", r/1e6, udpLate)
-		}
+	if m := median(udpLate); m < 12e6 {
+		t.Errorf("udp test after the reload at a median %.1f Mbit/s: %v", m/1e6, mbps(udpLate))
 	}
 	if !strings.Contains(p.out.String(), "btest config stopping; running tests may finish") {
 		t.Error("no log line about running tests on reload")
 	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func mbps(rates []float64) []float64 {
@@ -658,7 +670,7 @@ func expectClosed(t *testing.T, c net.Conn, d time.Duration) {
 func TestCaddyHostile(t *testing.T) {
 	pt := newPorts(t)
 	p := startCaddy(t, pt.caddyfile("auth md5", "user u p", "max_connections 10", "max_sessions_per_ip 2",
-		"deny 127.0.0.9", "handshake_timeout 1s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
+		"deny 127.0.0.9", "handshake_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
 	refused := func(reason string) {
 		t.Helper()
 		p.waitMetric("refusal counted", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="`+reason+`"`)
@@ -728,7 +740,7 @@ func TestCaddyHostile(t *testing.T) {
 				c.Close()
 			}
 		}()
-		for range 400 {
+		for range 600 {
 			c, err := net.Dial("tcp", pt.btest)
 			if err != nil {
 				t.Fatalf("dial: %v", err)
@@ -762,7 +774,7 @@ func TestCaddyHostile(t *testing.T) {
 		}
 		wg.Wait()
 		t.Logf("%d site requests during the flood, %d slower than 1s", gets, slow)
-		if slow > gets/4 {
+		if slow > gets/2 {
 			t.Errorf("%d of %d site requests took over a second", slow, gets)
 		}
 		refused("too_many_handshakes")
@@ -773,4 +785,45 @@ func TestCaddyHostile(t *testing.T) {
 		// The btest server is still serving.
 		runClient(t, core.ClientConfig{Address: pt.btest, User: "u", Password: "p", Duration: time.Second, RemoteTxSpeed: 10e6})
 	})
+}
+
+// TestCaddyCommands: `caddy list-modules` shows the app, and `caddy
+// validate` checks a config without binding its listeners (the port is
+// held by a socket without SO_REUSEPORT, so binding it would fail).
+func TestCaddyCommands(t *testing.T) {
+	bin := caddyBinary(t)
+	out, err := exec.Command(bin, "list-modules").CombinedOutput()
+	if err != nil {
+		t.Fatalf("list-modules: %v\n%s", err, out)
+	}
+	if !strings.Contains("\n"+string(out), "\nbtest\n") {
+		t.Fatalf("list-modules does not show btest:\n%s", out)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pt := newPorts(t)
+	pt.btest = ln.Addr().String()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(pt.caddyfile("user u {env.BTEST_TEST_PW:pw}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Env = append(cleanEnv(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate with the btest port taken: %v\n%s", err, out)
+	}
+	// And a bad config fails validation with the reason.
+	if err := os.WriteFile(cfg, []byte(pt.caddyfile("auth md5")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "validate", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Env = append(cleanEnv(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "auth md5 needs at least one user") {
+		t.Fatalf("caddy validate of md5 without users: %v\n%s", err, out)
+	}
 }

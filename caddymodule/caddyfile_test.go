@@ -149,3 +149,42 @@ func TestExampleAdapts(t *testing.T) {
 		t.Fatalf("examples/Caddyfile adapts to\n%s\nbut examples/caddy.json is\n%s", pretty.Bytes(), want)
 	}
 }
+
+// TestDocsExamples keeps docs/caddy.md honest: every complete Caddyfile
+// example adapts, and the JSON example's btest app validates.
+func TestDocsExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/caddy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caddyfiles, jsons int
+	for i, block := range strings.Split(string(doc), "```")[1:] {
+		if i%2 == 1 {
+			continue // text between two fences
+		}
+		lang, body, _ := strings.Cut(block, "\n")
+		switch {
+		case lang == "caddy" && !strings.Contains(body, "<"): // not the syntax summary
+			caddyfiles++
+			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil); err != nil {
+				t.Errorf("docs Caddyfile example %d: %v\n%s", caddyfiles, err, body)
+			}
+		case lang == "json" && strings.Contains(body, `"apps"`):
+			jsons++
+			var cfg struct {
+				Apps struct {
+					Btest json.RawMessage `json:"btest"`
+				} `json:"apps"`
+			}
+			if err := json.Unmarshal([]byte(body), &cfg); err != nil {
+				t.Fatalf("docs JSON example: %v", err)
+			}
+			if err := validate(t, string(cfg.Apps.Btest)); err != nil {
+				t.Errorf("docs JSON example: %v", err)
+			}
+		}
+	}
+	if caddyfiles < 2 || jsons != 1 {
+		t.Fatalf("found %d Caddyfile and %d JSON examples in docs/caddy.md", caddyfiles, jsons)
+	}
+}

@@ -111,9 +111,11 @@ func (o *observer) SessionInterval(info core.SessionInfo, st core.IntervalStats)
 
 // SessionEnded implements core.Observer.
 func (o *observer) SessionEnded(info core.SessionInfo, sum core.Summary, err error) {
+	// Totals first: whoever sees the test gone from sessions_active sees
+	// it counted.
 	o.addBytes(info, sum.TxBytes, sum.RxBytes, true)
-	sessionsActive.WithLabelValues(info.Proto).Dec()
 	sessionsTotal.WithLabelValues(info.Proto, info.Direction, core.ResultString(err)).Inc()
+	sessionsActive.WithLabelValues(info.Proto).Dec()
 }
 
 // addBytes adds what a session moved since its last report.
