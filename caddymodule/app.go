@@ -398,33 +398,39 @@ func (a *App) Stop() error {
 	}
 	a.drainLater = true
 	go func() {
-		a.drain(grace)
+		// The ports go back only when every session has let go of its own.
+		<-a.drain(grace)
 		a.releasePorts()
 	}()
 	return nil
 }
 
-// drain shuts the server down within grace (plus stopSlack).
-func (a *App) drain(grace time.Duration) {
+// drain shuts the server down: it returns once the running tests ended,
+// by themselves or at the end of grace, or at most stopSlack later with
+// connections still closing (each bounded by its handshake deadline). The
+// channel it returns closes when every connection goroutine has finished.
+func (a *App) drain(grace time.Duration) <-chan struct{} {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	done := make(chan error, 1)
+	finished := make(chan struct{})
+	var shutdownErr error
 	go func() {
-		err := a.srv.Shutdown(ctx)
+		defer close(finished)
+		defer cancel()
+		shutdownErr = a.srv.Shutdown(ctx)
 		a.serving.Wait()
-		done <- err
 	}()
 	t := time.NewTimer(grace + stopSlack)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		if err != nil {
+	case <-finished:
+		if shutdownErr != nil {
 			a.logger.Info("btest grace period over; ended running tests", zap.Duration("grace_period", grace))
 		}
 	case <-t.C:
 		a.logger.Warn("btest connections still closing after the grace period; not waiting for them",
 			zap.Int("sessions", a.srv.ActiveSessions()))
 	}
+	return finished
 }
 
 // Cleanup gives back what Provision took: the server (when it never
