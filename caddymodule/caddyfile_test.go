@@ -3,9 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,17 +152,19 @@ func TestExampleAdapts(t *testing.T) {
 
 // TestDocsExamples keeps the Caddy documentation honest: every complete
 // Caddyfile example adapts, and the JSON example's btest app validates.
-// It reads docs/caddy.md, or README.md once that section moved there.
+// It reads the README's "btest inside Caddy" section.
 func TestDocsExamples(t *testing.T) {
-	doc, err := os.ReadFile("../docs/caddy.md")
-	if errors.Is(err, fs.ErrNotExist) {
-		doc, err = os.ReadFile("../README.md")
-	}
+	doc, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := bytes.Index(doc, []byte("btest inside Caddy")); i >= 0 {
-		doc = doc[i:]
+	i := bytes.Index(doc, []byte("\n## btest inside Caddy"))
+	if i < 0 {
+		t.Fatal(`README.md has no "## btest inside Caddy" section`)
+	}
+	doc = doc[i+1:]
+	if j := bytes.Index(doc, []byte("\n## ")); j >= 0 {
+		doc = doc[:j]
 	}
 	var caddyfiles, jsons int
 	for i, block := range strings.Split(string(doc), "```")[1:] {
@@ -194,6 +194,6 @@ func TestDocsExamples(t *testing.T) {
 		}
 	}
 	if caddyfiles < 2 || jsons < 1 {
-		t.Fatalf("found %d Caddyfile and %d JSON examples in docs/caddy.md", caddyfiles, jsons)
+		t.Fatalf("found %d Caddyfile and %d JSON examples in the README's Caddy section", caddyfiles, jsons)
 	}
 }

@@ -178,7 +178,7 @@ func TestEndToEndTelegrafInfluxDB(t *testing.T) {
 	_, port, _ := net.SplitHostPort(server)
 	checkE2ERows(t, rows, port)
 
-	// The Grafana query from docs/telegraf.md: throughput per test kind.
+	// The Grafana query from the README: throughput per test kind.
 	q := `SELECT mean("rx_bps") / 1000000 AS rx_mbps, mean("tx_bps") / 1000000 AS tx_mbps FROM "btest" ` +
 		`WHERE "result" = 'success' AND time > now() - 1h GROUP BY "source", "protocol", "direction"`
 	means, err := queryInflux(influxURL, q)
