@@ -94,6 +94,10 @@ func TestClientServerJSON(t *testing.T) {
 	if intervals < 1 || sum.Result != "ok" || sum.TxBytes == 0 || sum.RxBytes == 0 || sum.Connections != 4 || sum.Direction != "both" {
 		t.Fatalf("intervals %d, summary %+v", intervals, sum)
 	}
+	// The server logs the end once it sees the client close: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !strings.Contains(logs.String(), "btest session end"); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(logs.String(), "btest session end") || !strings.Contains(logs.String(), "user=admin") {
 		t.Fatalf("server log lacks the session:\n%s", logs)
 	}
