@@ -62,7 +62,21 @@ const (
 	// udpMaxSources caps the per-source loss trackers of one receiver; a
 	// client that sends from more ports still has its bytes counted.
 	udpMaxSources = 1024
+	// udpEarlyStatus: once this much arrived since the last status, the
+	// next one goes at once instead of at the end of the second. The
+	// status byte count is 32 bits, full at 34 Gbit/s; a sender that only
+	// ever sees full counts cannot tell how much of its traffic is lost.
+	// Early reports only happen above 17 Gbit/s, out of reach of the
+	// other implementations' senders, and a sender that measures the gap
+	// between reports (as ours does) reads them right.
+	udpEarlyStatus = 1 << 31
 )
+
+// udpEarly lets the receivers ask for an early status message.
+type udpEarly struct {
+	since atomic.Uint64 // bytes received since the last status
+	kick  chan struct{}
+}
 
 // udpHeaderSize is the IP plus UDP header that btest counts into every
 // datagram (PROTOCOL.md 6.3, 6.4).
@@ -184,23 +198,28 @@ func (t *lossTracker) pending() uint64 {
 //
 //	min(limit, max(floor, 1.5 * 8 * reported bytes per second)),
 //
-// which lets a sender the receiver keeps up with grow by half per second.
-// Below it the controller compares what arrived with what was sent. When
+// and until the receiver first falls behind the rate simply follows it:
+// a sender the receiver keeps up with grows by half per report. Below the
+// ceiling the controller compares what arrived with what was sent. When
 // more than 0.5% went missing beyond the path's usual loss, the receiver
-// (or the path) is full: the rate drops to just below what arrived, then
-// probes upwards in doubling steps from 1%. After a sudden dip (the
-// receiver was busy for a moment) it climbs back to the rate that arrived
-// before as fast as the ceiling lets it. That keeps a GSO sender from
-// overrunning a receiver at the 33% loss the 1.5 rule alone settles at,
-// while a path that always loses a little, or a peer that counts a little
-// less than we send (payload only), never ratchets the rate down. A report
-// of zero bytes changes nothing: it is an idle or lost interval, not a
-// verdict. All arithmetic is 64-bit.
+// (or the path) is full: the rate drops to 95% of what arrived, which is
+// remembered as the receiver's limit; the margin absorbs the receiver's
+// ups and downs (a busy CPU, a scheduling hiccup). From there the rate closes half
+// the distance to that limit per report, creeps by 1% near it, and probes
+// beyond it in steps doubling from 1% to at most 50%. After a sudden dip
+// (the receiver was busy for a moment) it climbs back to the rate that
+// arrived before as fast as the ceiling lets it. That keeps a GSO sender
+// from overrunning a receiver at the 33% loss the 1.5 rule alone settles
+// at, while a path that always loses a little, or a peer that counts a
+// little less than we send (payload only), never ratchets the rate down.
+// A report of zero bytes changes nothing: it is an idle or lost interval,
+// not a verdict. All arithmetic is 64-bit.
 type rateControl struct {
 	limit, floor uint64 // bit/s; limit 0 = none
 	minDeficit   uint64 // bytes: less missing than this is noise
 	rate         uint64 // current; 0 = line rate
-	stepPM       uint64 // next probe step in per mille; 0 = follow the ceiling
+	wMax         uint64 // what arrived at the last congestion; 0 = none yet
+	stepPM       uint64 // probe step beyond wMax, per mille
 	catching     bool   // climbing back towards peak
 	last         time.Time
 	lastSent     uint64
@@ -242,7 +261,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.lastSent = sent
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
-	gap = min(max(gap, 250*time.Millisecond), 4*time.Second)
+	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)
 	got := mulDiv(uint64(bytes), 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
 	if c.limit > 0 {
@@ -275,19 +294,21 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.catching = false
 	switch {
 	case congested:
-		c.rate = got - got/50
+		c.wMax = got
+		c.rate = got - got/20
 		c.stepPM = 10
-	case c.stepPM == 0 || c.rate == 0:
+	case c.wMax == 0 || c.rate == 0:
 		c.rate = ceiling
 	case c.rate < peak/10*9:
 		c.rate = peak - peak/50
 		c.catching = true
+	case c.rate < c.wMax-c.wMax/20:
+		c.rate += max((c.wMax-c.rate)/2, c.rate/100)
+	case c.rate < c.wMax:
+		c.rate += c.rate / 100
 	default:
 		c.rate += mulDiv(c.rate, c.stepPM, 1000)
 		c.stepPM = min(2*c.stepPM, 500)
-		if c.stepPM == 500 {
-			c.stepPM = 0 // probed back to the protocol's rule
-		}
 	}
 	c.rate = min(max(c.rate, c.floor), ceiling)
 	return c.rate
@@ -365,6 +386,7 @@ type udpRx struct {
 	bytes paddedCounter
 	pkts  paddedCounter
 	lost  paddedCounter // datagrams known lost so far
+	early *udpEarly
 
 	sources map[netip.AddrPort]*lossTracker
 	lastSrc netip.AddrPort
@@ -464,6 +486,12 @@ func (u *udpRx) process(n int) {
 	if pkts > 0 {
 		u.bytes.Add(bytes)
 		u.pkts.Add(pkts)
+		if e := u.early; e != nil && e.since.Add(bytes) >= udpEarlyStatus {
+			select {
+			case e.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if lost > 0 {
 		u.lost.Add(lost)
@@ -607,7 +635,9 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	scan := func(b []byte) { e.scanner.Scan(b, e.onStatus) }
 	var ctrlWG, rxWG, txWG sync.WaitGroup
 	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, scan))) })
+	early := &udpEarly{kick: make(chan struct{}, 1)}
 	for _, r := range e.rx {
+		r.early = early
 		rxWG.Go(func() {
 			if err := r.run(); err != nil {
 				cancel(err)
@@ -646,6 +676,16 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	}
 	var seq uint32
 	var lastRx, lastLost uint64
+	sendStatus := func(now time.Time) error {
+		rx := e.rxBytes()
+		early.since.Store(0)
+		seq++
+		b := wire.Status{CPU: uint8(localCPU()), Seq: seq, Bytes: wire.SaturateBytes(rx - lastRx)}.Marshal()
+		lastRx = rx
+		e.ctrl.SetWriteDeadline(now.Add(statusWriteTimeout))
+		_, err := e.ctrl.Write(b[:])
+		return err
+	}
 	lag := min(interval/2, 500*time.Millisecond)
 	report := func(now time.Time) {
 		lost := e.rxLost()
@@ -664,18 +704,23 @@ loop:
 				cancel(fmt.Errorf("%w: no status message from the peer for %v", ErrTimeout, silent.Round(time.Millisecond)))
 				break loop
 			}
-			rx := e.rxBytes()
-			seq++
-			b := wire.Status{CPU: uint8(localCPU()), Seq: seq, Bytes: wire.SaturateBytes(rx - lastRx)}.Marshal()
-			lastRx = rx
-			e.ctrl.SetWriteDeadline(now.Add(statusWriteTimeout))
-			if _, err := e.ctrl.Write(b[:]); err != nil {
+			if err := sendStatus(now); err != nil {
 				cancel(e.endCause(err))
 				break loop
 			}
 			if onInterval != nil && intervalC == nil {
 				report(now)
 			}
+		case <-early.kick:
+			now := time.Now()
+			if e.rxBytes()-lastRx < udpEarlyStatus {
+				continue
+			}
+			if err := sendStatus(now); err != nil {
+				cancel(e.endCause(err))
+				break loop
+			}
+			statusTick.Reset(time.Second)
 		case now := <-intervalC:
 			report(now)
 		}

@@ -273,6 +273,20 @@ func TestRateControl(t *testing.T) {
 			t.Fatalf("average loss %.2f%% after the drop settled", avg*100)
 		}
 	})
+	t.Run("capacity grows", func(t *testing.T) {
+		c := newRateControl(0, wire, start)
+		capacity := func(i int) uint64 {
+			if i >= 10 {
+				return 30e9 // reports stay below the 32-bit limit
+			}
+			return 15e9
+		}
+		rates, _ := simulate(c, start, 25, capacity, 80e9, 0)
+		t.Logf("rates %.3g", rates[8:])
+		if r := rates[len(rates)-1]; r < 0.9*30e9 {
+			t.Fatalf("15 reports after the receiver doubled its capacity the rate is %.3g", r)
+		}
+	})
 	t.Run("zero and saturated reports change nothing", func(t *testing.T) {
 		c := newRateControl(0, wire, start)
 		c.report(start.Add(time.Second), 1_000_000, 2_000_000)
