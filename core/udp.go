@@ -198,14 +198,16 @@ func (t *lossTracker) pending() uint64 {
 //
 //	min(limit, max(floor, 1.5 * 8 * reported bytes per second)),
 //
-// and until the receiver first falls behind the rate simply follows it:
-// a sender the receiver keeps up with grows by half per report. Below the
-// ceiling the controller compares what arrived with what was sent. When
-// more than 0.5% went missing beyond the path's usual loss, the receiver
-// (or the path) is full: the rate drops to 95% of what arrived, which is
-// remembered as the receiver's limit; the margin absorbs the receiver's
-// ups and downs (a busy CPU, a scheduling hiccup). From there the rate closes half
-// the distance to that limit per report, creeps by 1% near it, and probes
+// and under an explicit limit that is all: the user asked for the rate,
+// and loss shows in the result, as with RouterOS. Without a limit the rate
+// follows the rule until the receiver first falls behind; a receiver that
+// keeps up lets it grow by half per report. From then on the controller
+// also compares what arrived with what was sent. When more than 0.5% went
+// missing beyond the path's usual loss, the receiver (or the path) is
+// full: the rate drops to 95% of what arrived, which is remembered as the
+// receiver's limit; the margin absorbs the receiver's ups and downs (a
+// busy CPU, a scheduling hiccup). From there the rate closes half the
+// distance to that limit per report, creeps by 1% near it, and probes
 // beyond it in steps doubling from 1% to at most 50%. After a sudden dip
 // (the receiver was busy for a moment) it climbs back to the rate that
 // arrived before as fast as the ceiling lets it. That keeps a GSO sender
@@ -265,7 +267,10 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	got := mulDiv(uint64(bytes), 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
 	if c.limit > 0 {
-		ceiling = min(ceiling, c.limit)
+		// The user asked for this rate: send it, as RouterOS does, and
+		// let the loss show in the result.
+		c.rate = min(ceiling, c.limit)
+		return c.rate
 	}
 	var lossPM uint64
 	if delta > uint64(bytes) && delta-uint64(bytes) >= c.minDeficit {

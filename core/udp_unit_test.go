@@ -206,6 +206,15 @@ func TestRateControl(t *testing.T) {
 			}
 		}
 	})
+	t.Run("limit holds against a peer counting payload only", func(t *testing.T) {
+		c := newRateControl(50_000_000, wire, start)
+		rates, _ := simulate(c, start, 10, func(int) uint64 { return 1e12 }, 1e12, 19)
+		for _, r := range rates {
+			if r != 50_000_000 {
+				t.Fatalf("rates %v", rates)
+			}
+		}
+	})
 	t.Run("sender bound follows 1.5x", func(t *testing.T) {
 		c := newRateControl(0, wire, start)
 		rates, _ := simulate(c, start, 5, func(int) uint64 { return 1e12 }, 10e9, 0)
