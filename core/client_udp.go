@@ -85,8 +85,8 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		e.rx = append(e.rx, newUDPRx(uc.NewReader(batch, rxPayload), uc, server))
 		if sending {
 			e.tx = append(e.tx, &udpTx{
-				snd:  uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random)),
-				sock: uc, pacer: e.pacer, wire: wireSize, seq: 1,
+				snd:   uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random)),
+				pacer: e.pacer, wire: wireSize, seq: 1,
 			})
 		}
 	}

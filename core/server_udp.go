@@ -125,8 +125,8 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		// servers do and RouterOS clients accept (PROTOCOL.md 6.2).
 		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
 		e.tx = []*udpTx{{
-			snd:  uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),
-			sock: uc, pacer: e.pacer, wire: wireSize, seq: 1,
+			snd:   uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),
+			pacer: e.pacer, wire: wireSize, seq: 1,
 		}}
 	}
 	var onInterval func(IntervalStats)

@@ -337,7 +337,6 @@ func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
 // udpTx is one sending socket's loop.
 type udpTx struct {
 	snd   *udpio.Sender
-	sock  *udpio.Conn
 	pacer *pacing.Pacer
 	wire  int // bytes per datagram, headers included
 	seq   uint32

@@ -335,15 +335,13 @@ func TestUDPNoAllocs(t *testing.T) {
 			}
 			defer tb.Close()
 			tb.SetBuffers(8 << 20)
-			a, b := ta, tb
 			dst := tb.LocalAddr()
 			tx := &udpTx{
 				snd:   ta.NewSender(dst, 1472, 64<<10, payloadFor(true)),
-				sock:  a,
 				pacer: pacing.New(1e12, udpBurst), // paced, but never waits
 				wire:  1500, seq: 1,
 			}
-			rx := newUDPRx(tb.NewReader(16, 1472), b, netip.MustParseAddr("127.0.0.1"))
+			rx := newUDPRx(tb.NewReader(16, 1472), tb, netip.MustParseAddr("127.0.0.1"))
 			var sl pacing.Sleeper
 			ctx := context.Background()
 			step := func() {
