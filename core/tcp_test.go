@@ -270,24 +270,30 @@ func TestECSRP5(t *testing.T) {
 		dir      Direction
 		n        int
 		want     error
+		udp      bool
 	}{
-		{"admin", "secret", Receive, 1, nil},
-		{"admin", "secret", Receive, 20, nil},
-		{"admin", "secret", Transmit, 1, nil},
-		{"admin", "secret", Transmit, 20, nil},
-		{"admin", "secret", Both, 1, nil},
-		{"admin", "secret", Both, 20, nil},
-		{"antar", "pw2", Receive, 20, nil},
-		{"antar", "pw2", Both, 1, nil},
-		{"admin", "wrong", Receive, 1, ErrAuthFailed},
-		{"nobody", "secret", Receive, 20, ErrAuthFailed},
+		{"admin", "secret", Receive, 1, nil, true},
+		{"admin", "secret", Transmit, 1, nil, true},
+		{"antar", "pw2", Both, 2, nil, true},
+		{"admin", "wrong", Both, 1, ErrAuthFailed, true},
+		{"admin", "secret", Receive, 1, nil, false},
+		{"admin", "secret", Receive, 20, nil, false},
+		{"admin", "secret", Transmit, 1, nil, false},
+		{"admin", "secret", Transmit, 20, nil, false},
+		{"admin", "secret", Both, 1, nil, false},
+		{"admin", "secret", Both, 20, nil, false},
+		{"antar", "pw2", Receive, 20, nil, false},
+		{"antar", "pw2", Both, 1, nil, false},
+		{"admin", "wrong", Receive, 1, ErrAuthFailed, false},
+		{"nobody", "secret", Receive, 20, ErrAuthFailed, false},
 	} {
-		t.Run(fmt.Sprintf("%s-%s-%s-%d", tc.user, tc.pw, tc.dir, tc.n), func(t *testing.T) {
+		proto := map[bool]string{false: "tcp", true: "udp"}[tc.udp]
+		t.Run(fmt.Sprintf("%s-%s-%s-%s-%d", proto, tc.user, tc.pw, tc.dir, tc.n), func(t *testing.T) {
 			checkNoLeak(t)
 			_, addr, rec := startServer(t, ServerConfig{Auth: AuthECSRP5, Users: users}, "tcp", "127.0.0.1:0")
 			sum, err := RunClient(context.Background(), ClientConfig{
-				Address: addr, Direction: tc.dir, Connections: tc.n, Duration: 700 * time.Millisecond,
-				User: tc.user, Password: tc.pw,
+				Address: addr, UDP: tc.udp, Direction: tc.dir, Connections: tc.n, Duration: 1500 * time.Millisecond,
+				User: tc.user, Password: tc.pw, RemoteTxSpeed: 50e6, LocalTxSpeed: 50e6,
 			})
 			if tc.want != nil {
 				if !errors.Is(err, tc.want) {
@@ -299,8 +305,8 @@ func TestECSRP5(t *testing.T) {
 				t.Fatal(err)
 			}
 			ss, _ := rec.waitEnded(t)
-			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 {
-				t.Fatalf("no data after ec-srp5: %+v", ss)
+			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto != proto {
+				t.Fatalf("no data after ec-srp5: client %+v server %+v", sum, ss)
 			}
 			rec.mu.Lock()
 			user := rec.started[0].User
