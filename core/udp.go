@@ -747,6 +747,13 @@ loop:
 	ctrlWG.Wait()
 	win.remoteCPU = int(e.remoteCPU.Load())
 	sum := win.summary(end, e.reported.Load(), e.rxBytes())
+	// The peer's reports cover the test up to its last one; the time after
+	// it is never reported (the control connection closes first). Rate the
+	// reported bytes over the time they cover, or a short test would show
+	// a transmit rate up to one interval too low.
+	if last := time.Duration(e.lastHeard.Load()); last > 0 && sum.TxBytes > 0 {
+		sum.TxBps = bps(sum.TxBytes, last)
+	}
 	sum.LostPackets = 0
 	for _, r := range e.rx {
 		sum.LostPackets += r.totalLost()
