@@ -141,12 +141,9 @@ func (a *App) parseListen(d *caddyfile.Dispenser) error {
 }
 
 func (a *App) parseUDPPorts(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s, err := singleArg(d)
+	if err != nil {
+		return err
 	}
 	if _, _, err := ParsePortRange(s); err != nil {
 		return d.Errf("udp_ports: %v", err)
@@ -156,12 +153,9 @@ func (a *App) parseUDPPorts(d *caddyfile.Dispenser) error {
 }
 
 func (a *App) parseAuth(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s, err := singleArg(d)
+	if err != nil {
+		return err
 	}
 	m, err := core.ParseAuthMode(s)
 	if err != nil || s == "" {
@@ -222,12 +216,9 @@ func (a *App) parseUser(d *caddyfile.Dispenser) error {
 }
 
 func (a *App) parseMaxTxRate(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s, err := singleArg(d)
+	if err != nil {
+		return err
 	}
 	r, err := core.ParseBitRate(s)
 	if err != nil {
@@ -240,12 +231,9 @@ func (a *App) parseMaxTxRate(d *caddyfile.Dispenser) error {
 // parsePositive reads one integer >= 1 (and <= limit when limit > 0).
 func parsePositive(d *caddyfile.Dispenser, dst *int, limit int) error {
 	opt := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s, err := singleArg(d)
+	if err != nil {
+		return err
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || limit > 0 && n > limit {
@@ -261,12 +249,9 @@ func parsePositive(d *caddyfile.Dispenser, dst *int, limit int) error {
 // parseDuration reads one duration; negative ones only when negOK.
 func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration, negOK bool) error {
 	opt := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	s := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s, err := singleArg(d)
+	if err != nil {
+		return err
 	}
 	v, err := caddy.ParseDuration(s)
 	if err != nil {
@@ -312,3 +297,16 @@ func hasPlaceholder(s string) bool {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*App)(nil)
+
+// singleArg returns the one argument of the current directive; none or
+// more than one is an argument error.
+func singleArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	s := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return s, nil
+}
