@@ -532,16 +532,7 @@ type udpRawClient struct {
 
 func dialUDPRaw(t *testing.T, addr string, dir wire.Direction, bind bool) *udpRawClient {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	var hello [4]byte
-	if _, err := io.ReadFull(c, hello[:]); err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, addr)
 	cmd := wire.Command{Proto: wire.UDP, Direction: dir, ConnCount: 1, TxSize: 1500}.Marshal()
 	c.Write(cmd[:])
 	var res [6]byte
@@ -554,6 +545,7 @@ func dialUDPRaw(t *testing.T, addr string, dir wire.Direction, bind bool) *udpRa
 	c.SetDeadline(time.Time{})
 	r := &udpRawClient{ctrl: c, port: int(binary.BigEndian.Uint16(res[4:]))}
 	if bind {
+		var err error
 		r.sock, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: r.port + 256})
 		if err != nil {
 			t.Fatal(err)
