@@ -18,9 +18,9 @@ var assetFS embed.FS
 // vendored uPlot with its licence.
 var assets, _ = fs.Sub(assetFS, "assets")
 
-// writeTimeout bounds each write to an event stream: a reader that takes
-// no data for so long is cut off.
-const writeTimeout = 10 * time.Second
+// defaultWriteTimeout bounds each write to an event stream: a reader that
+// takes no data for so long is cut off.
+const defaultWriteTimeout = 10 * time.Second
 
 // Handler serves the dashboard of one State. Mount it anywhere: the page
 // uses relative URLs, so it works under a path prefix (/btest/) as well
@@ -33,8 +33,9 @@ const writeTimeout = 10 * time.Second
 //	                (Active) and "end" (Recent) for every test, "facts"
 //	                (Facts) when they change
 type Handler struct {
-	state *State
-	facts func() Facts
+	state        *State
+	facts        func() Facts
+	writeTimeout time.Duration
 }
 
 // NewHandler returns the dashboard of st; facts, called for every state
@@ -43,7 +44,7 @@ func NewHandler(st *State, facts func() Facts) *Handler {
 	if facts == nil {
 		facts = func() Facts { return Facts{Version: Version(), Listeners: []string{}} }
 	}
-	return &Handler{state: st, facts: facts}
+	return &Handler{state: st, facts: facts, writeTimeout: defaultWriteTimeout}
 }
 
 // ServeHTTP routes by the end of the path, so any prefix works.
@@ -116,7 +117,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	write := func(b []byte) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := rc.SetWriteDeadline(time.Now().Add(h.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return false
 		}
 		if _, err := w.Write(b); err != nil {
