@@ -49,28 +49,44 @@
 
   // ---- charts ----
   const cssVar = n => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-  const alpha = (c, a) => `color-mix(in srgb, ${c} ${a}%, transparent)`;
+  // Canvas takes no color-mix(): turn "#rrggbb" into rgba().
+  const rgba = (hex, a) => {
+    const n = parseInt(hex.replace('#', ''), 16);
+    return `rgba(${n >> 16 & 255}, ${n >> 8 & 255}, ${n & 255}, ${a})`;
+  };
+  // niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten.
+  const niceMax = v => {
+    if (!(v > 0)) return 1;
+    const p = 10 ** Math.floor(Math.log10(v));
+    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  };
   const charts = new Set();
 
-  function makeChart(target, height, legend) {
+  // makeChart draws sent and received rates. A wide chart (the server's)
+  // always spans `span` seconds up to its newest point and has a time axis;
+  // a test's small chart has neither.
+  function makeChart(target, height, span) {
     const muted = cssVar('--muted'), grid = cssVar('--grid'), tx = cssVar('--tx'), rx = cssVar('--rx');
     const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    const x = { time: true };
+    if (span) x.range = (u, min, max) => [max - span, max];
     const opts = {
       width: Math.max(target.clientWidth, 200), height,
-      legend: { show: legend },
-      cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+      legend: { show: false },
+      cursor: { show: false },
+      scales: { x, y: { range: (u, min, max) => [0, niceMax(max * 1.05)] } },
       series: [
         {},
-        { label: 'sent', stroke: tx, width: 2, fill: alpha(tx, 12), value: (u, v) => v == null ? '–' : fmtRate(v), points: { show: false } },
-        { label: 'received', stroke: rx, width: 2, fill: alpha(rx, 12), value: (u, v) => v == null ? '–' : fmtRate(v), points: { show: false } },
+        { label: 'sent', stroke: tx, width: 2, fill: rgba(tx, 0.14), points: { show: false } },
+        { label: 'received', stroke: rx, width: 2, fill: rgba(rx, 0.14), points: { show: false } },
       ],
       axes: [
-        { ...axis },
-        { ...axis, size: 52, values: (u, vals) => vals.map(fmtAxis) },
+        { ...axis, show: !!span },
+        { ...axis, size: 56, values: (u, vals) => vals.map(fmtAxis) },
       ],
     };
-    const c = { target, height, legend, data: [[], [], []] };
+    const c = { target, height, span, data: [[], [], []] };
     c.plot = new uPlot(opts, c.data, target);
     charts.add(c);
     return c;
@@ -98,7 +114,7 @@
     for (const c of [...charts]) {
       const data = c.data;
       dropChart(c);
-      const n = makeChart(c.target, c.height, c.legend);
+      const n = makeChart(c.target, c.height, c.span);
       n.data = data; n.plot.setData(data);
       if (c === serverChart) serverChart = n;
       for (const card of cards.values()) if (card.chart === c) card.chart = n;
@@ -157,13 +173,13 @@
     if (a.tx_limit_bps) chips.append(el('span', 'chip', 'cap ' + fmtRate(a.tx_limit_bps)));
     if (a.udp_port) chips.append(el('span', 'chip', 'port ' + a.udp_port));
     const rates = el('div', 'rates');
-    const tx = el('span', 'rate tx'), rx = el('span', 'rate rx');
-    rates.append(tx, rx);
-    if (a.proto === 'udp') rates.append(el('span', 'loss'));
+    rates.append(el('span', 'rate tx'), el('span', 'rate rx'));
     const chart = el('div', 'chart');
-    root.append(head, chips, rates, chart);
+    root.append(head, chips, rates);
+    if (a.proto === 'udp') root.append(el('div', 'loss'));
+    root.append(chart);
     $('#active').append(root);
-    c = { root, lastElapsed: -1, chart: makeChart(chart, 110, false) };
+    c = { root, lastElapsed: -1, chart: makeChart(chart, 110, 0) };
     resize.observe(chart);
     cards.set(a.id, c);
     if (a.history) setSeries(c.chart, a.history, SESSION_KEEP);
@@ -311,7 +327,7 @@
     });
   }
 
-  serverChart = makeChart($('#server-chart'), 220, true);
+  serverChart = makeChart($('#server-chart'), 240, SERVER_KEEP);
   resize.observe($('#server-chart'));
   activeCount();
   load().then(connect);
