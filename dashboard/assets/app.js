@@ -70,7 +70,9 @@
     const muted = cssVar('--muted'), grid = cssVar('--grid'), tx = cssVar('--tx'), rx = cssVar('--rx');
     const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const x = { time: true };
-    if (span) x.range = (u, min, max) => [max - span, max];
+    // Up to `span` seconds, at least a minute: a fresh server's chart
+    // fills in instead of starting as a sliver at the right edge.
+    if (span) x.range = (u, min, max) => [Math.max(max - span, Math.min(min, max - 60)), max];
     const opts = {
       width: Math.max(target.clientWidth, 200), height,
       legend: { show: false },
