@@ -15,10 +15,11 @@ import (
 func init() {
 	caddy.RegisterModule(new(Dashboard))
 	httpcaddyfile.RegisterHandlerDirective("btest_dashboard", parseDashboardCaddyfile)
-	// Where `metrics` sits: after basic_auth, forward_auth, handle and
-	// route, before reverse_proxy and file_server, so the usual site
-	// (auth, then the dashboard's path, then the files) needs no route.
-	httpcaddyfile.RegisterDirectiveOrder("btest_dashboard", httpcaddyfile.After, "metrics")
+	// After basic_auth, forward_auth, handle and route; before respond,
+	// reverse_proxy and file_server, which often serve the rest of the
+	// site without a matcher: the usual site (auth, the dashboard's path,
+	// everything else) needs no route block.
+	httpcaddyfile.RegisterDirectiveOrder("btest_dashboard", httpcaddyfile.Before, "respond")
 }
 
 // Dashboard is the live web page of the btest app: the tests running now
