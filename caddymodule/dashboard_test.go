@@ -16,7 +16,7 @@ import (
 
 func TestDashboardCaddyfileErrors(t *testing.T) {
 	for body, want := range map[string]string{
-		"btest_dashboard /btest/* extra": "wrong argument count",
+		"btest_dashboard /btest/* extra":        "wrong argument count",
 		"btest_dashboard {\n\t\tcolor red\n\t}": "btest_dashboard takes no options, got 'color'",
 	} {
 		cf := "{\n\tbtest {\n\t\tauth none\n\t}\n}\n:8080 {\n\t" + body + "\n}\n"
