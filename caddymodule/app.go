@@ -229,7 +229,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.dash, a.releaseDash, err = sharedDashboard(); err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	cfg.Observer = joinObservers(newObserver(), a.dash.Observer())
+	cfg.Observer = core.JoinObservers(newObserver().hooks(), a.dash.Observer())
 	// The core logs one line per session start and end through slog; this
 	// handler turns them into zap lines of the app's logger.
 	cfg.Logger = ctx.Slogger()

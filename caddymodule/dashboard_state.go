@@ -1,9 +1,6 @@
 package caddymodule
 
 import (
-	"net/netip"
-
-	"github.com/btest-go/btest/core"
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/btest-go/btest/dashboard"
@@ -39,29 +36,4 @@ func (p pooledState) Destruct() error { return p.Close() }
 // dashboardFacts describes the running server for the dashboard.
 func (a *App) dashboardFacts() dashboard.Facts {
 	return dashboard.FactsOf(a.srv.Facts())
-}
-
-// TEMPORARY until core.JoinObservers lands.
-type joined []core.Observer
-
-func joinObservers(o ...core.Observer) core.Observer { return joined(o) }
-func (j joined) SessionStarted(i core.SessionInfo) {
-	for _, o := range j {
-		o.SessionStarted(i)
-	}
-}
-func (j joined) SessionInterval(i core.SessionInfo, st core.IntervalStats) {
-	for _, o := range j {
-		o.SessionInterval(i, st)
-	}
-}
-func (j joined) SessionEnded(i core.SessionInfo, s core.Summary, err error) {
-	for _, o := range j {
-		o.SessionEnded(i, s, err)
-	}
-}
-func (j joined) Refused(a netip.Addr, r core.RefusalReason) {
-	for _, o := range j {
-		o.Refused(a, r)
-	}
 }

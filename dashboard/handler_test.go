@@ -45,7 +45,7 @@ func get(t *testing.T, srv *httptest.Server, path string, want int) (string, htt
 }
 
 // feed runs one UDP test and one refusal through obs.
-func feed(obs core.Observer, c *clock) {
+func feed(obs *core.Observer, c *clock) {
 	i := info(7, "[2001:db8::5]:40000")
 	obs.SessionStarted(i)
 	c.add(time.Second)

@@ -12,7 +12,7 @@ func lossPct(lost, received uint64) float64 {
 }
 
 // intervalLoss is the loss of the last second of a UDP test.
-func intervalLoss(st core.IntervalStats) float64 { return lossPct(st.LostPackets, 0) }
+func intervalLoss(st core.IntervalStats) float64 { return lossPct(st.LostPackets, st.RxPackets) }
 
 // summaryLoss is the loss over a whole UDP test.
-func summaryLoss(sum core.Summary) float64 { return lossPct(sum.LostPackets, 0) }
+func summaryLoss(sum core.Summary) float64 { return lossPct(sum.LostPackets, sum.RxPackets) }

@@ -111,8 +111,11 @@ type Recent struct {
 	RxBps   float64 `json:"rx_bps"`
 	TxBytes uint64  `json:"tx_bytes"`
 	RxBytes uint64  `json:"rx_bytes"`
-	// LostPackets counts UDP datagrams lost on the way to the server;
-	// LossPct is their share in percent.
+	// TxPackets and RxPackets count the UDP datagrams the server sent and
+	// received; LostPackets those lost on the way to the server; LossPct
+	// is their share in percent.
+	TxPackets   uint64  `json:"tx_packets"`
+	RxPackets   uint64  `json:"rx_packets"`
 	LostPackets uint64  `json:"lost_packets"`
 	LossPct     float64 `json:"loss_pct"`
 	// Result is "ok", the class of error that ended the test (as in the

@@ -1,25 +1,18 @@
 package dashboard
 
-import (
-	"net/netip"
+import "github.com/btest-go/btest/core"
 
-	"github.com/btest-go/btest/core"
-)
-
-// TEMPORARY until core.Observer becomes a struct (API.md).
-type legacy struct {
-	s   *State
-	gen uint32
+// Observer returns the observer to give one core.Server
+// (ServerConfig.Observer; join it with others by core.JoinObservers). Each
+// call starts a new generation, as each server numbers its sessions from 1:
+// servers of a config reload report into one State side by side. Its
+// funcs take a lock for a few stores and never wait for a reader.
+func (s *State) Observer() *core.Observer {
+	gen := s.gens.Add(1)
+	return &core.Observer{
+		SessionStarted:  func(i core.SessionInfo) { s.started(gen, i) },
+		SessionInterval: func(i core.SessionInfo, st core.IntervalStats) { s.interval(gen, i, st) },
+		SessionEnded:    func(i core.SessionInfo, sum core.Summary, err error) { s.ended(gen, i, sum, err) },
+		Refused:         s.refused,
+	}
 }
-
-func (o legacy) SessionStarted(i core.SessionInfo) { o.s.started(o.gen, i) }
-func (o legacy) SessionInterval(i core.SessionInfo, st core.IntervalStats) {
-	o.s.interval(o.gen, i, st)
-}
-func (o legacy) SessionEnded(i core.SessionInfo, sum core.Summary, err error) {
-	o.s.ended(o.gen, i, sum, err)
-}
-func (o legacy) Refused(a netip.Addr, r core.RefusalReason) { o.s.refused(a, r) }
-
-// Observer returns the observer to give one core.Server.
-func (s *State) Observer() core.Observer { return legacy{s, s.gens.Add(1)} }

@@ -118,6 +118,9 @@ func TestRealServer(t *testing.T) {
 		if r.Result != "ok" || r.User != user || r.DurationS < 2 || r.TxBps <= 0 || r.RxBps <= 0 {
 			t.Errorf("recent %+v", r)
 		}
+		if r.Proto == "udp" && (r.TxPackets == 0 || r.RxPackets == 0 || r.LossPct != lossPct(r.LostPackets, r.RxPackets)) {
+			t.Errorf("udp test: packets sent %d received %d lost %d, loss %v%%", r.TxPackets, r.RxPackets, r.LostPackets, r.LossPct)
+		}
 	}
 
 	resp, err := web.Client().Get(web.URL + "/api/state")

@@ -201,7 +201,7 @@ func (ss *session) view(history bool) Active {
 	i := ss.info
 	a := Active{
 		ID: ss.key.String(), Remote: i.Remote.String(), User: i.User,
-		Proto: fmt.Sprint(i.Proto), Direction: fmt.Sprint(i.Direction),
+		Proto: i.Proto.String(), Direction: i.Direction.String(),
 		Connections: i.Connections, TxSize: i.TxSize, Random: i.Random,
 		TxLimitBps: i.TxRate, UDPPort: i.UDPPort, Started: i.Started,
 		LocalCPU: -1, RemoteCPU: -1,
@@ -256,9 +256,10 @@ func (s *State) ended(gen uint32, info core.SessionInfo, sum core.Summary, err e
 	key := sessionKey{gen, info.ID}
 	r := Recent{
 		ID: key.String(), Ended: s.now(), Remote: info.Remote.String(), User: info.User,
-		Proto: fmt.Sprint(info.Proto), Direction: fmt.Sprint(info.Direction), Connections: sum.Connections,
+		Proto: info.Proto.String(), Direction: info.Direction.String(), Connections: sum.Connections,
 		DurationS: sum.Duration.Seconds(), TxBps: sum.TxBps, RxBps: sum.RxBps,
 		TxBytes: sum.TxBytes, RxBytes: sum.RxBytes,
+		TxPackets: sum.TxPackets, RxPackets: sum.RxPackets,
 		LostPackets: sum.LostPackets, LossPct: summaryLoss(sum),
 		Result: core.ResultString(err),
 	}

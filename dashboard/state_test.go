@@ -42,7 +42,7 @@ func newTestState(t *testing.T) (*State, *clock) {
 func info(id uint64, remote string) core.SessionInfo {
 	return core.SessionInfo{
 		ID: id, Remote: netip.MustParseAddrPort(remote), User: "alice",
-		Proto: "udp", Direction: "both", Connections: 2, TxSize: 1500,
+		Proto: core.ProtoUDP, Direction: core.Both, Connections: 2, TxSize: 1500,
 		Started: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC),
 	}
 }
