@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,42 @@ func TestDashboardReload(t *testing.T) {
 		}
 	}
 	t.Fatalf("a test after the reload is not counted: %+v", after.Totals)
+}
+
+// TestDashboardDocs adapts every Caddyfile example of the README's
+// "Live dashboard" section and checks what the ordering promise says:
+// basic_auth, then the dashboard, then the rest of the site.
+func TestDashboardDocs(t *testing.T) {
+	doc, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "\n## Live dashboard\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Live dashboard" section`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	if !strings.Contains(sec, "](docs/dashboard.png)") {
+		t.Error("the section does not show docs/dashboard.png")
+	}
+	var n int
+	for i, block := range strings.Split(sec, "```")[1:] {
+		lang, body, _ := strings.Cut(block, "\n")
+		if i%2 == 1 || lang != "caddy" {
+			continue
+		}
+		n++
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil)
+		if err != nil {
+			t.Fatalf("README dashboard example %d: %v\n%s", n, err, body)
+		}
+		js := string(out)
+		a, d, r := strings.Index(js, `"handler":"authentication"`), strings.Index(js, `"handler":"btest_dashboard"`), strings.Index(js, `"handler":"reverse_proxy"`)
+		if a < 0 || d < a || r < d {
+			t.Errorf("README dashboard example %d: handlers out of order (auth %d, dashboard %d, proxy %d):\n%s", n, a, d, r, js)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no Caddyfile example in the README's dashboard section")
+	}
 }
