@@ -80,8 +80,8 @@
       scales: { x, y: { range: (u, min, max) => [0, niceMax(max * 1.05)] } },
       series: [
         {},
-        { label: 'sent', stroke: tx, width: 2, fill: rgba(tx, 0.14), points: { show: false } },
-        { label: 'received', stroke: rx, width: 2, fill: rgba(rx, 0.14), points: { show: false } },
+        { label: 'sent', stroke: tx, width: 2, fill: rgba(tx, 0.07), points: { show: false } },
+        { label: 'received', stroke: rx, width: 2, fill: rgba(rx, 0.07), points: { show: false } },
       ],
       axes: [
         { ...axis, show: !!span },
@@ -289,9 +289,16 @@
       .finally(() => { loading = null; });
     return loading;
   }
+  // kpiRate shows a rate as a big number and a small unit.
+  function kpiRate(sel, bps) {
+    const [num, unit] = fmtRate(bps).split(' ');
+    const e = $(sel);
+    e.dataset.bps = bps;
+    e.replaceChildren(num, el('small', 'unit', ' ' + unit));
+  }
   function kpiRates(tx, rx) {
-    $('#kpi-tx').textContent = fmtRate(tx);
-    $('#kpi-rx').textContent = fmtRate(rx);
+    kpiRate('#kpi-tx', tx);
+    kpiRate('#kpi-rx', rx);
   }
   function onTick(t) {
     const now = Math.floor(Date.parse(t.now) / 1000);
