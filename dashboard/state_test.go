@@ -176,3 +176,32 @@ func TestLossPct(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserverInterval measures what a running test costs the
+// dashboard once a second: one SessionInterval call (with 100 tests
+// running).
+func BenchmarkObserverInterval(b *testing.B) {
+	s := newState(time.Now)
+	close(s.done)
+	obs := s.Observer()
+	for i := range uint64(100) {
+		obs.SessionStarted(info(i+1, "192.0.2.1:5000"))
+	}
+	st := core.IntervalStats{Elapsed: time.Second, TxBps: 1e9, RxBps: 1e9}
+	in := info(50, "192.0.2.1:5000")
+	b.ReportAllocs()
+	for b.Loop() {
+		obs.SessionInterval(in, st)
+	}
+}
+
+func TestObserverIntervalAllocatesNothing(t *testing.T) {
+	s, _ := newTestState(t)
+	obs := s.Observer()
+	in := info(1, "192.0.2.1:5000")
+	obs.SessionStarted(in)
+	st := core.IntervalStats{Elapsed: time.Second, TxBps: 1e9}
+	if n := testing.AllocsPerRun(1000, func() { obs.SessionInterval(in, st) }); n != 0 {
+		t.Fatalf("SessionInterval allocates %v times per call", n)
+	}
+}
