@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 var caddyBuild struct {
@@ -73,22 +73,7 @@ func caddyBinary(t *testing.T) string {
 }
 
 // syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.Buffer
 
 // caddyProc is a running Caddy.
 type caddyProc struct {
@@ -271,23 +256,9 @@ func (p *caddyProc) stop() {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// udpRange picks a random range of 16 UDP data ports so tests running at
-// the same time rarely meet; it and its client ports (+256) stay below
-// Linux's ephemeral ports (32768 and up).
-func udpRange() string {
-	first := 20000 + 16*rand.N(700)
-	return fmt.Sprintf("%d-%d", first, first+15)
-}
+// testPorts keeps this package's Caddy instances apart from every other
+// test's servers, a make run's and the kernel's ephemeral ports.
+var testPorts = testutil.NewPorts(testutil.RangeCaddy)
 
 // ports are one test's loopback addresses.
 type ports struct {
@@ -297,10 +268,10 @@ type ports struct {
 
 func newPorts(t *testing.T) ports {
 	return ports{
-		admin: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		btest: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		http:  "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		udp:   udpRange(),
+		admin: testPorts.TCPAddr(t),
+		btest: testPorts.TCPAddr(t),
+		http:  testPorts.TCPAddr(t),
+		udp:   testPorts.UDPRange(t, 16),
 	}
 }
 
@@ -800,7 +771,7 @@ func TestCaddyCommands(t *testing.T) {
 		t.Fatalf("list-modules does not show btest:\n%s", out)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
