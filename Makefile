@@ -46,6 +46,7 @@ test-short:
 bench: btest
 	@command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
 	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest
+	$(GO) test -run '^$$' -bench 'UDPStability' -benchtime 1x ./core
 
 # Every fuzz target for FUZZTIME each.
 fuzz:
