@@ -615,4 +615,3 @@ func TestUDPAdaptation(t *testing.T) {
 		}
 	}
 }
-
