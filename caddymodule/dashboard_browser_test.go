@@ -78,6 +78,7 @@ const readRows = `[...document.querySelectorAll('#recent tbody tr')].map(r => ({
 // rates from the DOM second by second, finds both tests in the recent list
 // afterwards, and saves the screenshot the README shows.
 func TestDashboardBrowser(t *testing.T) {
+	t.Parallel()
 	browser := chromium(t)
 	src, err := os.ReadFile("../examples/Caddyfile")
 	if err != nil {

@@ -63,6 +63,7 @@ func dashboardState(t *testing.T, url string) dashboard.Snapshot {
 // TestDashboardReload: a config reload keeps the dashboard's history, and
 // the facts follow the new config.
 func TestDashboardReload(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	site := func(maxSessions string) string {
 		return strings.Replace(pt.caddyfile("auth none", "max_sessions "+maxSessions), `respond "site up"`, "btest_dashboard /btest/*\n\trespond \"site up\"", 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,14 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/internal/testutil"
 )
+
+// testPorts hands out the package's UDP ports (its TCP listeners use
+// port 0).
+var testPorts = testutil.NewPorts(testutil.RangeDashboard)
+
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // TestRealServer feeds the state from a real server that runs a TCP and a
 // UDP test and refuses a wrong password, and checks that no output (state,
@@ -28,12 +34,10 @@ func TestRealServer(t *testing.T) {
 	}
 	st := New()
 	defer st.Close()
-	// UDP data ports from a range of this file's own (server ports and
-	// client ports +256 below the ephemeral range).
-	first := 12000 + 16*rand.N(100)
+	first, last := testPorts.UDP(t, 4)
 	srv, err := core.NewServer(core.ServerConfig{
 		Auth: core.AuthECSRP5, Users: []core.User{{Name: user, Password: password, Verifier: &v}},
-		UDPPortFirst: first, UDPPortLast: first + 15,
+		UDPPortFirst: first, UDPPortLast: last,
 		Observer: st.Observer(),
 	})
 	if err != nil {

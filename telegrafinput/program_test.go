@@ -12,21 +12,29 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core"
+
+	"github.com/btest-go/btest/internal/testutil"
 )
+
+// testPorts keeps this package's servers apart from every other test's.
+var testPorts = testutil.NewPorts(testutil.RangeTelegrafInput)
 
 // startServer runs our btest server on loopback for the test, with MD5
 // authentication for user "btest", password "secret".
 func startServer(t *testing.T) string {
 	t.Helper()
+	first, last := testPorts.UDP(t, 4)
 	srv, err := core.NewServer(core.ServerConfig{
-		Auth:   core.AuthMD5,
-		Users:  []core.User{{Name: "btest", Password: "secret"}},
-		Logger: slog.New(slog.DiscardHandler),
+		Auth:         core.AuthMD5,
+		Users:        []core.User{{Name: "btest", Password: "secret"}},
+		UDPPortFirst: first,
+		UDPPortLast:  last,
+		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +103,7 @@ func (p *program) exit(t *testing.T) int {
 func (p *program) lines() int { return strings.Count(p.stdout.String(), "\n") }
 
 func TestMainStdinRounds(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	p := startProgram(t, "-config", writeConfig(t, addr, "", 300*time.Millisecond))
 	io.WriteString(p.stdin, "\n")
@@ -140,6 +149,7 @@ func TestMainStdinRounds(t *testing.T) {
 // TestMainStopMidTest: stdin EOF (Telegraf stopping) and a signal (ctx)
 // each end a long test at once, exit 0, and write no partial point.
 func TestMainStopMidTest(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	conf := writeConfig(t, addr, "", time.Minute)
 	for _, how := range []string{"stdin EOF", "signal"} {
@@ -173,6 +183,7 @@ func TestMainStopMidTest(t *testing.T) {
 }
 
 func TestMainInterval(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	p := startProgram(t, "-config", writeConfig(t, addr, `interval = "400ms"`, 200*time.Millisecond))
 	// In interval mode stdin lines are not triggers.
@@ -189,6 +200,7 @@ func TestMainInterval(t *testing.T) {
 }
 
 func TestMainOnce(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	var out, errs syncBuffer
 	code := Main(context.Background(), []string{"-once", "-config", writeConfig(t, addr, "", 200*time.Millisecond)},
@@ -202,6 +214,7 @@ func TestMainOnce(t *testing.T) {
 }
 
 func TestMainUsageAndConfigErrors(t *testing.T) {
+	t.Parallel()
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	os.WriteFile(bad, []byte("[[targets]]\naddress = \"192.0.2.1\"\nprotocol = \"icmp\"\n"), 0o600)
 	tests := []struct {
@@ -231,6 +244,7 @@ func TestMainUsageAndConfigErrors(t *testing.T) {
 // TestMainExtraTriggers: SIGHUP/SIGUSR1/SIGUSR2 (the extra channel)
 // trigger rounds like stdin lines do.
 func TestMainExtraTriggers(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	pr, pw := io.Pipe()
 	defer pw.Close()

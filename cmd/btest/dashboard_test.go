@@ -14,6 +14,7 @@ import (
 )
 
 func TestDashboardAddr(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"8081":           "127.0.0.1:8081",
 		"127.0.0.1:8081": "127.0.0.1:8081",
@@ -57,7 +58,8 @@ func getState(t *testing.T, url, user, password string) (int, dashboard.Snapshot
 // TestDashboardFlag runs `btest -s --dashboard` with a user: the page asks
 // for the server's user and password and shows a client's test.
 func TestDashboardFlag(t *testing.T) {
-	port := strconv.Itoa(freePort(t))
+	t.Parallel()
+	port := strconv.Itoa(cliPorts.TCP(t))
 	addr, logs := startCLIServer(t, "-a", "admin", "-p", "secret", "--dashboard", port)
 	url := "http://127.0.0.1:" + port + "/"
 	var code int
@@ -103,7 +105,8 @@ func TestDashboardFlag(t *testing.T) {
 // A dashboard on every interface without a password is allowed, with a
 // warning.
 func TestDashboardOpenWarns(t *testing.T) {
-	port := strconv.Itoa(freePort(t))
+	t.Parallel()
+	port := strconv.Itoa(cliPorts.TCP(t))
 	_, logs := startCLIServer(t, "--dashboard", ":"+port)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !strings.Contains(logs.String(), "open to the network"); {
 		time.Sleep(20 * time.Millisecond)

@@ -6,51 +6,27 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// cliPorts keeps this package's servers apart from every other test's.
+var cliPorts = testutil.NewPorts(testutil.RangeCLI)
 
 // startCLIServer runs `btest -s` in-process until the test ends.
-func startCLIServer(t *testing.T, args ...string) (string, *syncBuffer) {
+func startCLIServer(t *testing.T, args ...string) (string, *testutil.Buffer) {
 	t.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := cliPorts.TCPAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	done := make(chan int)
-	go func() { done <- run(ctx, append([]string{"-s", "--listen", addr}, args...), logs, logs) }()
+	args = append([]string{"-s", "--listen", addr, "--udp-ports", cliPorts.UDPRange(t, 4)}, args...)
+	go func() { done <- run(ctx, args, logs, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
@@ -70,6 +46,7 @@ func startCLIServer(t *testing.T, args ...string) (string, *syncBuffer) {
 }
 
 func TestClientServerJSON(t *testing.T) {
+	t.Parallel()
 	addr, logs := startCLIServer(t, "-a", "admin", "-p", "secret", "--ecsrp5")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"-c", addr, "-t", "-r", "-n", "4", "-d", "2", "--json", "-a", "admin", "-p", "secret"}, &out, &errOut)
@@ -107,6 +84,7 @@ func TestClientServerJSON(t *testing.T) {
 }
 
 func TestWrongPasswordExitCode(t *testing.T) {
+	t.Parallel()
 	addr, _ := startCLIServer(t, "-a", "admin", "-p", "secret")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin", "-p", "nope"}, &out, &errOut)
@@ -125,6 +103,7 @@ func TestPasswordFromEnv(t *testing.T) {
 }
 
 func TestLiveLines(t *testing.T) {
+	t.Parallel()
 	addr, _ := startCLIServer(t)
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"-c", addr, "-r", "-d", "2.2", "-b", "20M"}, &out, &errOut); code != 0 {
@@ -140,6 +119,7 @@ func TestLiveLines(t *testing.T) {
 }
 
 func TestVerifierCommand(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"verifier", "-a", "admin", "-p", "pw"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -160,6 +140,7 @@ func TestVerifierCommand(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{},
 		{"-s", "-c", "x"},
@@ -178,6 +159,7 @@ func TestFlagErrors(t *testing.T) {
 }
 
 func TestClientConfigMapping(t *testing.T) {
+	t.Parallel()
 	o, err := parseFlags([]string{"-c", "::1", "-P", "2100", "-t", "-r", "-n", "20", "-b", "1.5G", "--remote-tx-speed", "10M", "-d", "30", "--random"}, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)
@@ -191,3 +173,7 @@ func TestClientConfigMapping(t *testing.T) {
 		t.Fatalf("config %+v", cfg)
 	}
 }
+
+// TestMain fails the run when a test leaves goroutines behind: the tests
+// run in parallel, so the check is made once, at the end.
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
