@@ -96,7 +96,7 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 		}
 		dash = dashboard.New()
 		defer dash.Close()
-		cfg.Observer = dash.Observer()
+		cfg.Observer = core.JoinObservers(cfg.Observer, dash.Observer())
 	}
 	srv, err := core.NewServer(cfg)
 	if err != nil {
