@@ -223,7 +223,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	cfg.Observer = newObserver()
+	cfg.Observer = newObserver().hooks()
 	// The core logs one line per session start and end through slog; this
 	// handler turns them into zap lines of the app's logger.
 	cfg.Logger = ctx.Slogger()

@@ -213,7 +213,7 @@ func TestObserver(t *testing.T) {
 	s0, r0, a0, e0, l0 := value(t, sent), value(t, recv), value(t, active), value(t, ended), value(t, limited)
 
 	o1, o2 := newObserver(), newObserver()
-	info := core.SessionInfo{ID: 7, Proto: "udp", Direction: "both"}
+	info := core.SessionInfo{ID: 7, Proto: core.ProtoUDP, Direction: core.Both}
 	o1.SessionStarted(info)
 	o2.SessionStarted(info)
 	if got := value(t, active) - a0; got != 2 {

@@ -49,6 +49,12 @@ func (r *recorder) Refused(_ netip.Addr, reason RefusalReason) {
 	r.mu.Unlock()
 }
 
+// observer hands the recorder's methods to a server.
+func (r *recorder) observer() *Observer {
+	return &Observer{SessionStarted: r.SessionStarted, SessionInterval: r.SessionInterval,
+		SessionEnded: r.SessionEnded, Refused: r.Refused}
+}
+
 func (r *recorder) waitEnded(t *testing.T) (Summary, error) {
 	t.Helper()
 	select {
@@ -79,7 +85,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server, string, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	cfg.Observer = rec
+	cfg.Observer = rec.observer()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -305,7 +311,7 @@ func TestECSRP5(t *testing.T) {
 				t.Fatal(err)
 			}
 			ss, _ := rec.waitEnded(t)
-			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto != proto {
+			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto.String() != proto {
 				t.Fatalf("no data after ec-srp5: client %+v server %+v", sum, ss)
 			}
 			rec.mu.Lock()

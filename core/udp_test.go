@@ -59,7 +59,9 @@ func (o *udpObserver) startedInfo(t *testing.T) SessionInfo {
 func startUDPServer(t *testing.T, cfg ServerConfig, addr string) (*Server, string, *udpObserver) {
 	t.Helper()
 	obs := &udpObserver{recorder: newRecorder()}
-	cfg.Observer = obs
+	ob := obs.observer()
+	ob.SessionInterval = obs.SessionInterval
+	cfg.Observer = ob
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -234,6 +236,11 @@ func checkUDPFlow(t *testing.T, what string, tx, rx udpReport, want bool, txSize
 	}
 	if rx.RcvdBytes != rx.RcvdPkts*uint64(txSize) || tx.SentBytes != tx.SentPkts*uint64(txSize) {
 		t.Errorf("%s: bytes %d/%d for %d/%d datagrams of %d", what, tx.SentBytes, rx.RcvdBytes, tx.SentPkts, rx.RcvdPkts, txSize)
+	}
+	// The API's packet counts are the engine's own, not estimates.
+	if tx.Summary.TxPackets != tx.SentPkts || rx.Summary.RxPackets != rx.RcvdPkts {
+		t.Errorf("%s: summary packets sent %d received %d, engine counted %d and %d",
+			what, tx.Summary.TxPackets, rx.Summary.RxPackets, tx.SentPkts, rx.RcvdPkts)
 	}
 	if seq := binary.BigEndian.Uint32(rx.Sample); seq != 1 {
 		t.Errorf("%s: first datagram has sequence number %d, want 1", what, seq)

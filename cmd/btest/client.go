@@ -194,7 +194,7 @@ func formatSummary(d core.Direction, s core.Summary) string {
 	if d != core.Transmit {
 		line += fmt.Sprintf("  rx %s (%d bytes)", core.FormatBitRate(s.RxBps), s.RxBytes)
 	}
-	if s.Proto == "udp" {
+	if s.Proto == core.ProtoUDP {
 		line += fmt.Sprintf("  lost %d", s.LostPackets)
 	}
 	return line
