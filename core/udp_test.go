@@ -61,6 +61,7 @@ func startUDPServer(t *testing.T, cfg ServerConfig, addr string) (*Server, strin
 	obs := &udpObserver{recorder: newRecorder()}
 	ob := obs.observer()
 	ob.SessionInterval = obs.SessionInterval
+	cfg = withTestPorts(t, cfg)
 	cfg.Observer = ob
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
@@ -69,7 +70,7 @@ func startUDPServer(t *testing.T, cfg ServerConfig, addr string) (*Server, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", listenAddr(t, addr))
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
