@@ -20,6 +20,7 @@ var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help
 // single-dash long forms that earlier versions took, and checks the option
 // each one sets.
 func TestFlagSpellings(t *testing.T) {
+	t.Parallel()
 	type check func(*options) bool
 	cases := []struct {
 		args []string
@@ -148,6 +149,7 @@ func TestFlagSpellings(t *testing.T) {
 // TestEveryFlagHasASpellingTest keeps TestFlagSpellings complete: a new
 // flag must be added there, in its GNU and its single-dash form.
 func TestEveryFlagHasASpellingTest(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("flags_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +169,7 @@ func TestEveryFlagHasASpellingTest(t *testing.T) {
 
 // TestUsageErrors: bad usage exits 2 and names what was wrong.
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		want string
@@ -206,6 +209,7 @@ func TestUsageErrors(t *testing.T) {
 // TestHelp: --help is grouped, ends with examples, exits 0, and is what
 // the README shows.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"--help"}, &out, &errOut); code != 0 {
 		t.Fatalf("--help exit %d: %s", code, errOut.String())
