@@ -16,7 +16,7 @@ const udpClientSupported = true
 
 var errNoUDP = fmt.Errorf("%w: UDP tests are not supported", ErrUnsupported)
 
-// runUDP runs the data phase of a UDP test (PROTOCOL.md 6, 11.2): one
+// runUDP runs the data phase of a UDP test (docs/protocol.md, §11): one
 // unconnected socket per stream on the server's port + 256 + k, an empty
 // datagram from each to open NAT pinholes, data to the server's port and
 // from any port of the server's IP, a status message each way every

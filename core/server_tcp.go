@@ -19,7 +19,7 @@ const pacerBurst = 50 * time.Millisecond
 
 // runTCP moves data on every connection of a TCP test until the client
 // closes one of them or ctx ends. Status messages go on the primary
-// connection once per second when the server receives (PROTOCOL.md 5.2):
+// connection once per second when the server receives (docs/protocol.md, §10.2):
 // alone on the idle direction in a transmit test, interleaved with data on
 // block boundaries in a `both` test.
 func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseFunc, conns []net.Conn) (Summary, error) {

@@ -81,7 +81,7 @@ func (ss *serverSession) closeUDP() {
 	}
 }
 
-// runUDP runs a UDP test (PROTOCOL.md 6): datagrams to the client's IP at
+// runUDP runs a UDP test (docs/protocol.md, §11): datagrams to the client's IP at
 // port+256 when the server sends, from any port of the client's IP when it
 // receives, a status message each way every second. It ends when the
 // client closes the control connection, stays silent for UDPIdleTimeout,
@@ -122,7 +122,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		e.pacer = udpPacer(ss.info.TxRate, wireSize)
 		e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start)
 		// Every stream's data goes to the first client port, as other
-		// servers do and RouterOS clients accept (PROTOCOL.md 6.2).
+		// servers do and RouterOS clients accept (docs/protocol.md, §11.1 Ports).
 		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
 		e.tx = []*udpTx{{
 			snd:   uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),

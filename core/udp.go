@@ -19,7 +19,7 @@ import (
 	"github.com/btest-go/btest/core/wire"
 )
 
-// The UDP engine (PROTOCOL.md 6-9), shared by the server and the client:
+// The UDP engine (docs/protocol.md, §11 and §12), shared by the server and the client:
 // senders stamp sequence numbers into pre-filled GSO buffers and pace them
 // with one lock-free pacer per test; receivers count bytes and loss per
 // source address from batched (and GRO-coalesced) reads; the TCP control
@@ -79,7 +79,7 @@ type udpEarly struct {
 }
 
 // udpHeaderSize is the IP plus UDP header that btest counts into every
-// datagram (PROTOCOL.md 6.3, 6.4).
+// datagram (docs/protocol.md, §11.3 and §11.5).
 func udpHeaderSize(a netip.Addr) int {
 	if a.Unmap().Is4() {
 		return 28
@@ -131,7 +131,7 @@ type lossTracker struct {
 func (t *lossTracker) see(seq uint32) uint64 {
 	if !t.started {
 		// Numbers before the first one seen count as seen: a receiver
-		// cannot know where the sender started (0 or 1, PROTOCOL.md 6.3).
+		// cannot know where the sender started (0 or 1, docs/protocol.md, §11.3).
 		t.started, t.hi = true, seq
 		for i := range t.seen {
 			t.seen[i] = ^uint64(0)
@@ -194,7 +194,7 @@ func (t *lossTracker) pending() uint64 {
 }
 
 // rateControl adapts a UDP sender to its peer's status reports
-// (PROTOCOL.md 8.3). The ceiling is the protocol's rule,
+// (docs/protocol.md, §12.3). The ceiling is the protocol's rule,
 //
 //	min(limit, max(floor, 1.5 * 8 * reported bytes per second)),
 //
@@ -320,7 +320,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 }
 
 // udpPace sets up the pacer for a sender: the rate starts at the limit, or
-// unlimited (line rate) without one. PROTOCOL.md 8.2: rates under two
+// unlimited (line rate) without one. docs/protocol.md, §12.2: rates under two
 // datagrams a second become one datagram a second.
 func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
 	onePerSec := uint64(wireSize) * 8

@@ -57,7 +57,7 @@ func clientConfig(o *options) (core.ClientConfig, error) {
 		}
 	}
 	// The command carries what the server may send as a 32-bit bit/s field
-	// (docs/protocol.md, the command): a larger limit cannot be asked for.
+	// (docs/protocol.md, §4.3): a larger limit cannot be asked for.
 	// What the client sends is paced here and has no such cap.
 	if cfg.RemoteTxSpeed > core.MaxRemoteTxSpeed && cfg.Direction != core.Transmit {
 		flag := "--remote-tx-speed"
