@@ -23,6 +23,11 @@ type IntervalStats struct {
 	// LostPackets counts UDP datagrams lost in this interval (receive
 	// side); LostTotal since the start.
 	LostPackets, LostTotal uint64
+	// StartupLostPackets is the part of LostPackets lost while the peer's
+	// sender was still searching for the path's rate (known only when the
+	// peer is btest-go, whose datagrams say so): what the start-up cost,
+	// not what the path loses. Always 0 when the peer cannot tell.
+	StartupLostPackets uint64
 	// LocalCPU and RemoteCPU are CPU loads in percent; RemoteCPU is what
 	// the peer's last status message said (-1 when none arrived).
 	LocalCPU, RemoteCPU int
@@ -42,6 +47,9 @@ type Summary struct {
 	TxBps, RxBps     float64
 	// LostPackets is the total number of UDP datagrams lost (receive side).
 	LostPackets uint64
+	// StartupLostPackets is the part of LostPackets lost during the peer's
+	// start-up (see IntervalStats); LostPackets minus it is the path's.
+	StartupLostPackets uint64
 	// LocalCPU and RemoteCPU average the CPU loads seen (-1 when unknown).
 	LocalCPU, RemoteCPU int
 	// Intervals holds the number of interval reports made.
