@@ -231,8 +231,8 @@ type rateControl struct {
 	lossHist     [10]uint64 // recent loss, per mille
 	gotHist      [10]uint64 // recent arrival rates, bit/s
 	nHist        int
-	pend         uint64 // bytes of reports too close together to judge yet
-	reports      int    // reports taken
+	pend         uint64    // bytes of reports too close together to judge yet
+	reports      int       // reports taken
 	prev         time.Time // arrival of the previous report
 	// fast steers an unlimited sender once the reports come early (from
 	// our own receiver, see udp_startup.go); rtt tells it their lag.
@@ -392,11 +392,15 @@ func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
 	if limit > 0 && limit < 2*onePerSec {
 		limit = onePerSec
 	}
-	burst := udpBurst
-	if limit > 0 && limit < udpSmallLimit {
-		burst = udpLimitBurst
+	switch {
+	case limit == 0:
+		// Paced by rate control: catch up on a late wake-up (a busy
+		// machine) within udpStartBurst, at most udpStartBurstBytes.
+		return pacing.NewCapped(0, udpStartBurst, udpStartBurstBytes)
+	case limit < udpSmallLimit:
+		return pacing.New(limit, udpLimitBurst)
 	}
-	return pacing.New(limit, burst)
+	return pacing.New(limit, udpBurst)
 }
 
 // setupSender makes the engine's pacer and rate control for a sender with
@@ -775,6 +779,9 @@ func (e *udpEngine) status(st wire.Status) {
 // onInterval (nil: no reports); status messages go every second.
 func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, interval time.Duration, onInterval func(IntervalStats)) (Summary, error) {
 	e.remoteCPU.Store(-1)
+	if h := udpHooks.Load(); h != nil && h.started != nil {
+		h.started(e)
+	}
 	e.scanner.Framed = true
 	e.onStatus = e.status
 	scan := func(b []byte) { e.scanner.Scan(b, e.onStatus) }
@@ -944,6 +951,9 @@ type udpTestHooks struct {
 	dest func(server bool, dst netip.AddrPort) netip.AddrPort
 	// done sees each side's local counts when its test ends.
 	done func(udpReport)
+	// started sees each side's engine as its data phase begins (to
+	// watch its counters while it runs).
+	started func(*udpEngine)
 }
 
 var udpHooks atomic.Pointer[udpTestHooks]

@@ -27,6 +27,12 @@ const (
 	// udpFastGap: reports closer than this come from a receiver that
 	// reports early, so the sender may steer by them.
 	udpFastGap = 100 * time.Millisecond
+	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
+	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
+	// with start-up steps of 1.8 times what arrived no 100 ms window
+	// carries twice the path's rate.
+	udpStartBurst      = 10 * time.Millisecond
+	udpStartBurstBytes = 1 << 20
 	// udpMarkOffset is where udpMark sits in a datagram's payload, after
 	// the sequence number; udpMarkLen its length, the flags byte included.
 	udpMarkOffset = 4
@@ -60,21 +66,26 @@ func readMark(d []byte) (ours, starting bool) {
 // gathered into samples: what arrived (got) against what was sent over the
 // same span. After a rate change the reports of one round trip and one
 // report interval are skipped, since they still describe the old rate.
+// Report arrival times jitter by several milliseconds on a busy machine,
+// so samples span tens of milliseconds and every verdict allows for it.
 //
 //   - Start-up: while at least 85% of what was sent arrives, the next rate is
-//     1.8 times what arrived. When less arrives the path is full: the best
-//     rate that arrived is its rate.
+//     1.8 times what arrived (twice the rate at most). Between 70% and 85%
+//     the rate holds for one more sample. When less arrives, or the second
+//     sample in a row is unclear, the path is full: the best rate that
+//     arrived is its rate.
 //   - Drain: half that rate, until what was queued in the path during the
 //     last start-up step is gone (what arrives no longer exceeds what is
 //     sent) or 200 ms passed.
-//   - Cruise: the best rate that arrived in the last ten samples, in a cycle
-//     of eight samples of 100 ms: one at 1.25 times to find more room, one
-//     at 0.75 to drain what that queued, six at 1. The probe only queues
-//     a little in the path, so a path that has room shows it and one that
-//     does not loses nothing. Loss alone does not steer the rate: a path that
-//     loses 1% of the datagrams at random keeps its rate and shows its loss.
-//     Only a cycle that loses 3% more than the path's usual loss (a receiver
-//     that can no longer keep up) resets the best rate to what arrived.
+//   - Cruise: the median of what arrived in the last five samples of
+//     100 ms (the median, so that one sample skewed by a late report does
+//     not move the rate), in a cycle of eight samples: one at 1.25 times to
+//     look for room, one at 0.75 to drain what that queued, six at 1. A
+//     probe that arrives whole (12% above the rate at least) shows room,
+//     and the rate takes it. Loss alone does not steer the rate: a path
+//     that loses 1% at random keeps its rate and shows its loss. Only a
+//     cycle that loses 3% more than the path's usual loss (a receiver or
+//     path that can no longer keep up) sets the rate to what arrived.
 type fastControl struct {
 	floor uint64
 	rtt   func() time.Duration
@@ -87,17 +98,20 @@ type fastControl struct {
 	bytes    uint64
 	settle   time.Time // reports before this still show an older rate
 	gap      time.Duration
+	maxGap   time.Duration // longest gap between reports in the sample
+	unclear  bool          // the last start-up sample was unclear
 
-	maxBw        uint64 // best rate that arrived recently, bit/s
-	bw           [10]uint64
-	bwN, bwPos   int
+	est          uint64 // the path's rate, bit/s
+	maxBw        uint64 // best rate that arrived in the start-up
+	ring         [5]uint64
+	ringN, pos   int
 	phase        int
+	probeGot     uint64
 	cycSent      uint64 // bytes sent and arrived over the current cycle
 	cycGot       uint64
 	cycStart     time.Time
-	lossBase     uint64 // per mille, least loss of recent cycles
+	lossHist     [4]uint64 // per mille, recent cycles
 	lossN        int
-	lossHist     [4]uint64
 	drainStarted time.Time
 }
 
@@ -140,10 +154,11 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		return f.rate
 	}
 	f.bytes += uint64(bytes)
+	f.maxGap = max(f.maxGap, gap)
 	span := now.Sub(f.from)
-	need := max(20*time.Millisecond, 2*gap)
+	need := max(40*time.Millisecond, 4*gap)
 	if f.state == fcCruise {
-		need = max(fcCruisePhase, 2*gap)
+		need = max(fcCruisePhase, 4*gap)
 	}
 	if span < need {
 		return f.rate
@@ -152,42 +167,96 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
 	gotBytes := f.bytes
-	f.open, f.from, f.fromSent, f.bytes = true, now, sent, 0
+	// Reports held up on the way (a busy receiver, a full queue on the
+	// way back) make a sample's got too low, and the next one's too high.
+	late := f.maxGap > 4*udpFastStatus
+	// A sender that could not keep up with its own rate (a busy CPU)
+	// says nothing about the path beyond what it sent.
+	appLimited := sentRate*100 < f.rate*85
+	if fcTrace != nil {
+		fcTrace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
+	}
+	f.open, f.from, f.fromSent, f.bytes, f.maxGap = true, now, sent, 0, 0
 	switch f.state {
 	case fcStartup:
-		f.maxBw = max(f.maxBw, got)
-		if got*100 >= sentRate*85 {
-			f.setRate(now, got/5*9)
-			break
+		// Nothing arrives faster than it was sent: more is a burst of
+		// reports that were held up.
+		got = min(got, sentRate)
+		if !late {
+			f.maxBw = max(f.maxBw, got)
 		}
-		f.state, f.drainStarted = fcDrain, now
-		f.setRate(now, f.maxBw/2)
+		full := got*100 < sentRate*70 && sentRate >= udpStartRate/2
+		switch {
+		case appLimited && !full, late && !f.unclear:
+			f.unclear = late // look again at the same rate
+		case got*100 >= sentRate*85:
+			f.unclear = false
+			f.setRate(now, min(2*f.rate, got/10*18))
+		case !full && !f.unclear:
+			f.unclear = true // hold the rate, look again
+		default:
+			f.state, f.drainStarted = fcDrain, now
+			f.setRate(now, max(f.maxBw/2, udpStartRate/4))
+		}
 	case fcDrain:
-		f.maxBw = max(f.maxBw, got)
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
-			f.pushBw(f.maxBw)
-			f.rate = max(f.maxBw, f.floor)
+			f.est = f.maxBw
+			f.push(f.maxBw)
+			f.rate = max(f.est, f.floor)
 		}
 	case fcCruise:
-		f.cruise(now, got, gotBytes, sentBytes)
+		f.cruise(now, got, sentRate, gotBytes, sentBytes, appLimited, late)
 	}
 	return f.rate
 }
 
-func (f *fastControl) pushBw(got uint64) {
-	f.bw[f.bwPos] = got
-	f.bwPos = (f.bwPos + 1) % len(f.bw)
-	f.bwN = min(f.bwN+1, len(f.bw))
-	f.maxBw = 0
-	for _, b := range f.bw[:f.bwN] {
-		f.maxBw = max(f.maxBw, b)
+// push adds a sample of what arrived and returns the median of the recent
+// ones.
+func (f *fastControl) push(got uint64) uint64 {
+	f.ring[f.pos] = got
+	f.pos = (f.pos + 1) % len(f.ring)
+	f.ringN = min(f.ringN+1, len(f.ring))
+	var v [len(f.ring)]uint64
+	n := copy(v[:], f.ring[:f.ringN])
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
 	}
+	return v[(n-1)/2]
+}
+
+func (f *fastControl) reset(got uint64) {
+	f.ringN, f.pos = 0, 0
+	f.est = f.push(got)
 }
 
 // cruise ends one phase of the cycle; the next sample starts at once.
-func (f *fastControl) cruise(now time.Time, got, gotBytes, sentBytes uint64) {
-	f.pushBw(got)
+func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes uint64, appLimited, late bool) {
+	// More than was sent, or than the rate, is a burst of reports that
+	// were held up, or the queue of a probe draining: not the path's rate.
+	got = min(got, max(f.est, sentRate/100*105))
+	switch {
+	case f.phase == 0:
+		f.probeGot = got
+		if !late {
+			f.est = f.push(got)
+		}
+	case f.phase == 1:
+		// What the probe sent arrives partly in this phase: judge both.
+		// A probe cannot show more than it sent.
+		if g := min(max(f.probeGot, (f.probeGot+got)/2), f.est/100*125); g*100 >= f.est*112 && !late {
+			f.reset(g)
+		}
+	case appLimited || late:
+		// Only a sample above the rate says something here.
+		if got > f.est && !late {
+			f.est = f.push(got)
+		}
+	default:
+		f.est = f.push(got)
+	}
 	f.cycGot += gotBytes
 	f.cycSent += sentBytes
 	f.phase = (f.phase + 1) % len(fcGains)
@@ -196,20 +265,24 @@ func (f *fastControl) cruise(now time.Time, got, gotBytes, sentBytes uint64) {
 		if f.cycSent > f.cycGot {
 			lossPM = (f.cycSent - f.cycGot) * 1000 / f.cycSent
 		}
-		base := lossPM
-		for _, l := range f.lossHist[:f.lossN] {
-			base = min(base, l)
+		var base uint64 // none until a cycle showed some
+		if f.lossN > 0 {
+			base = lossPM
+			for _, l := range f.lossHist[:f.lossN] {
+				base = min(base, l)
+			}
 		}
 		copy(f.lossHist[1:], f.lossHist[:])
 		f.lossHist[0] = lossPM
 		f.lossN = min(f.lossN+1, len(f.lossHist))
 		if lossPM > base+30 {
-			// The receiver no longer takes the best rate: start over
-			// from what it took in this cycle.
-			f.bwN, f.bwPos = 0, 0
-			f.pushBw(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))))
+			// The path no longer takes the rate: start over from
+			// what it took in this cycle.
+			f.reset(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))))
 		}
 		f.cycGot, f.cycSent, f.cycStart = 0, 0, now
 	}
-	f.rate = max(f.maxBw/100*fcGains[f.phase], f.floor)
+	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
 }
+
+var fcTrace func(string, ...any)
