@@ -6,7 +6,7 @@ import (
 )
 
 // An unlimited UDP sender must find the path's rate without flooding it.
-// It starts at udpStartRate and lets what arrives set the pace: the rate
+// It starts at udpStartRate (12 Mbit/s) and lets what arrives set the pace: the rate
 // grows to at most 1.8 times the rate the receiver reported, so it never
 // sends more than twice what the path carried a moment ago.
 //
@@ -21,7 +21,7 @@ import (
 
 const (
 	// udpStartRate is an unlimited sender's first rate, bit/s.
-	udpStartRate = 16_000_000
+	udpStartRate = 12_000_000
 	// udpFastStatus is how often our receiver reports to our sender.
 	udpFastStatus = 10 * time.Millisecond
 	// udpFastGap: reports closer than this come from a receiver that
@@ -64,25 +64,27 @@ func readMark(d []byte) (ours, starting bool) {
 
 // fastControl steers an unlimited sender by early reports. Reports are
 // gathered into samples: what arrived (got) against what was sent over the
-// same span. After a rate change the reports of one round trip and one
-// report interval are skipped, since they still describe the old rate.
+// same span. After a rate change the reports of one round trip are
+// skipped, and the first one after it opens the sample without counting,
+// since they still describe the old rate.
 // Report arrival times jitter by several milliseconds on a busy machine,
 // so samples span tens of milliseconds and every verdict allows for it.
 //
-//   - Start-up: while at least 85% of what was sent arrives, the next rate is
-//     1.8 times what arrived (twice the rate at most). Between 70% and 85%
-//     the rate holds for one more sample. When less arrives, or the second
-//     sample in a row is unclear, the path is full: the best rate that
-//     arrived is its rate.
+//   - Start-up: while at least 90% of what was sent arrives, the next rate is
+//     1.8 times what arrived (twice the rate at most). Between 70% and 90%
+//     (or when the reports were held up, or the sender did not reach its
+//     rate) it looks once more at the same rate. When less arrives, or twice
+//     in a row, the path is full: the best rate that arrived is its rate.
 //   - Drain: half that rate, until what was queued in the path during the
 //     last start-up step is gone (what arrives no longer exceeds what is
-//     sent) or 200 ms passed.
+//     sent) or 200 ms passed. What arrives meanwhile is the path's rate.
 //   - Cruise: the median of what arrived in the last five samples of
 //     100 ms (the median, so that one sample skewed by a late report does
-//     not move the rate), in a cycle of eight samples: one at 1.25 times to
+//     not move the rate; nor one where all that was sent arrived, which
+//     shows no lack of room), in a cycle of eight samples: one at 1.25 times to
 //     look for room, one at 0.75 to drain what that queued, six at 1. A
-//     probe that arrives whole (12% above the rate at least) shows room,
-//     and the rate takes it. Loss alone does not steer the rate: a path
+//     probe of which more arrives than the rate shows room, and the rate
+//     takes up to 5% of it. Loss alone does not steer the rate: a path
 //     that loses 1% at random keeps its rate and shows its loss. Only a
 //     cycle that loses 3% more than the path's usual loss (a receiver or
 //     path that can no longer keep up) sets the rate to what arrived.
@@ -113,6 +115,7 @@ type fastControl struct {
 	lossHist     [4]uint64 // per mille, recent cycles
 	lossN        int
 	drainStarted time.Time
+	drainBw      uint64 // best rate that arrived while draining
 }
 
 const (
@@ -138,7 +141,7 @@ func (f *fastControl) starting() bool { return f.state == fcStartup }
 func (f *fastControl) setRate(now time.Time, r uint64) {
 	f.rate = max(r, f.floor)
 	f.open = false
-	f.settle = now.Add(f.rtt() + f.gap + f.gap/2)
+	f.settle = now.Add(f.rtt() + f.gap/2)
 }
 
 // report takes one report of bytes that arrived since the previous one and
@@ -189,7 +192,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		switch {
 		case appLimited && !full, late && !f.unclear:
 			f.unclear = late // look again at the same rate
-		case got*100 >= sentRate*85:
+		case got*100 >= sentRate*90:
 			f.unclear = false
 			f.setRate(now, min(2*f.rate, got/10*18))
 		case !full && !f.unclear:
@@ -199,9 +202,16 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.setRate(now, max(f.maxBw/2, udpStartRate/4))
 		}
 	case fcDrain:
+		// While the path's queue drains it delivers at its own rate.
+		if !late && got > sentRate {
+			f.drainBw = max(f.drainBw, got)
+		}
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
 			f.est = f.maxBw
+			if f.drainBw > 0 {
+				f.est = min(f.maxBw, f.drainBw)
+			}
 			f.push(f.maxBw)
 			f.rate = max(f.est, f.floor)
 		}
@@ -245,15 +255,21 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		}
 	case f.phase == 1:
 		// What the probe sent arrives partly in this phase: judge both.
-		// A probe cannot show more than it sent.
-		if g := min(max(f.probeGot, (f.probeGot+got)/2), f.est/100*125); g*100 >= f.est*112 && !late {
-			f.reset(g)
+		// If more arrived than the rate, the path has room: take up to
+		// 5% of it per cycle, so that a probe skewed by late reports
+		// cannot throw the rate far off.
+		if g := max(f.probeGot, (f.probeGot+got)/2); g*100 >= f.est*102 && !late {
+			f.reset(min(g, f.est/100*105))
 		}
 	case appLimited || late:
 		// Only a sample above the rate says something here.
 		if got > f.est && !late {
 			f.est = f.push(got)
 		}
+	case got*100 >= sentRate*97:
+		// The path took what was sent: less than the rate is only
+		// less sent, not less room.
+		f.est = f.push(max(got, f.est))
 	default:
 		f.est = f.push(got)
 	}

@@ -113,7 +113,8 @@ func (l *Lab) Shape(rate uint64, delay time.Duration, lossPct float64) error {
 	// tbf needs a bucket of at least one timer tick's worth (HZ may be
 	// 100): 10 ms of the rate, and no less than a few full-size frames.
 	burst := max(rate/8/100, 16<<10)
-	for _, end := range [][2]string{{l.A, l.devA}, {l.B, l.devB}} {
+	ends := [][2]string{{l.A, l.devA}, {l.B, l.devB}}
+	for _, end := range ends {
 		ns, dev := end[0], end[1]
 		// Start clean: a netem left from an earlier shape must go.
 		exec.Command("tc", "-n", ns, "qdisc", "del", "dev", dev, "root").Run()
@@ -121,10 +122,13 @@ func (l *Lab) Shape(rate uint64, delay time.Duration, lossPct float64) error {
 			"rate", strconv.FormatUint(rate, 10)+"bit", "burst", strconv.FormatUint(burst, 10), "latency", "50ms"); err != nil {
 			return err
 		}
-		if delay == 0 && lossPct == 0 {
-			continue
-		}
-		args := []string{"-n", ns, "qdisc", "replace", "dev", dev, "parent", "1:1", "handle", "10:", "netem", "limit", "100000"}
+	}
+	if delay == 0 && lossPct == 0 {
+		return nil
+	}
+	for _, end := range ends {
+		ns, dev := end[0], end[1]
+		args := []string{"-n", ns, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "netem", "limit", "100000"}
 		if delay > 0 {
 			args = append(args, "delay", fmt.Sprintf("%dus", delay.Microseconds()))
 		}
@@ -132,6 +136,9 @@ func (l *Lab) Shape(rate uint64, delay time.Duration, lossPct float64) error {
 			args = append(args, "loss", strconv.FormatFloat(lossPct, 'f', -1, 64)+"%")
 		}
 		if err := run(append([]string{"tc"}, args...)...); err != nil {
+			for _, e := range ends {
+				exec.Command("tc", "-n", e[0], "qdisc", "del", "dev", e[1], "parent", "1:1", "handle", "10:").Run()
+			}
 			return fmt.Errorf("%w: %v", ErrNoNetem, err)
 		}
 	}
@@ -148,9 +155,11 @@ func (l *Lab) Stats(ns string) string {
 	return string(out)
 }
 
-// Command returns cmd set up to run name with args inside namespace ns.
+// Command returns cmd set up to run name with args inside namespace ns, at
+// a raised CPU priority (nice -10): the programs under test move little
+// data, and a shared machine's other work must not decide when they run.
 func (l *Lab) Command(ns, name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	return exec.Command("nice", append([]string{"-n", "-10", "ip", "netns", "exec", ns, name}, args...)...)
 }
 
 func run(args ...string) error {
