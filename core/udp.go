@@ -734,6 +734,22 @@ func (e *udpEngine) rxStartLost() uint64 {
 	return n
 }
 
+func (e *udpEngine) txPackets() uint64 {
+	var n uint64
+	for _, t := range e.tx {
+		n += t.pkts.Load()
+	}
+	return n
+}
+
+func (e *udpEngine) rxPackets() uint64 {
+	var n uint64
+	for _, r := range e.rx {
+		n += r.pkts.Load()
+	}
+	return n
+}
+
 func (e *udpEngine) rxLost() uint64 {
 	var n uint64
 	for _, r := range e.rx {
@@ -831,7 +847,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	oursC := early.ours
 	var fastC <-chan time.Time
 	var seq uint32
-	var lastRx, lastLost, lastStartLost uint64
+	var lastRx, lastLost, lastStartLost, lastTxPkts, lastRxPkts uint64
 	sendStatus := func(now time.Time) error {
 		rx := e.rxBytes()
 		early.since.Store(0)
@@ -849,7 +865,9 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		st := win.next(now, e.reportedBefore(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
 		sl := e.rxStartLost()
 		st.StartupLostPackets = min(sl-lastStartLost, st.LostPackets)
-		lastLost, lastStartLost = lost, sl
+		txPkts, rxPkts := e.txPackets(), e.rxPackets()
+		st.TxPackets, st.RxPackets = txPkts-lastTxPkts, rxPkts-lastRxPkts
+		lastLost, lastStartLost, lastTxPkts, lastRxPkts = lost, sl, txPkts, rxPkts
 		onInterval(st)
 	}
 loop:
@@ -925,6 +943,7 @@ loop:
 		sum.LostPackets += r.totalLost()
 	}
 	sum.StartupLostPackets = min(e.rxStartLost(), sum.LostPackets)
+	sum.TxPackets, sum.RxPackets = e.txPackets(), e.rxPackets()
 	e.report(sum)
 	return sum, cause
 }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -35,7 +35,7 @@ import (
 
 // shapedPort is the control port of the server in its namespace, the UDP
 // ports the next 100 (a server that drops at random: +200 per 0.1%).
-// Nothing else lives in that namespace.
+// These ports exist only inside the lab's namespace.
 const shapedPort = 17000
 
 // shapedSide is what one side of a shaped test reports.
