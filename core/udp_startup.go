@@ -84,7 +84,7 @@ func readMark(d []byte) (ours, starting bool) {
 //     shows no lack of room), in a cycle of eight samples: one at 1.25 times to
 //     look for room, one at 0.75 to drain what that queued, six at 1. A
 //     probe of which more arrives than the rate shows room, and the rate
-//     takes up to 5% of it. Loss alone does not steer the rate: a path
+//     takes up to 5% of it, or all of it when the probe arrived whole. Loss alone does not steer the rate: a path
 //     that loses 1% at random keeps its rate and shows its loss. Only a
 //     cycle that loses 3% more than the path's usual loss (a receiver or
 //     path that can no longer keep up) sets the rate to what arrived.
@@ -257,8 +257,14 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		// What the probe sent arrives partly in this phase: judge both.
 		// If more arrived than the rate, the path has room: take up to
 		// 5% of it per cycle, so that a probe skewed by late reports
-		// cannot throw the rate far off.
-		if g := max(f.probeGot, (f.probeGot+got)/2); g*100 >= f.est*102 && !late {
+		// cannot throw the rate far off; a probe that arrived whole
+		// (20% above the rate) shows plenty of room, and is taken.
+		g := min(max(f.probeGot, (f.probeGot+got)/2), f.est/100*125)
+		switch {
+		case late:
+		case g*100 >= f.est*120:
+			f.reset(g)
+		case g*100 >= f.est*102:
 			f.reset(min(g, f.est/100*105))
 		}
 	case appLimited || late:
