@@ -413,10 +413,15 @@ func (e *udpEngine) setupSender(limit uint64, wireSize int) {
 	e.starting.Store(e.rc.starting())
 }
 
-// newTx returns a sending loop on snd that shares the engine's pacer and
-// marks its datagrams as ours (udpMark).
+// newTx returns a sending loop on snd that shares the engine's pacer. An
+// unlimited sender marks its datagrams as ours (udpMark), so that our
+// receiver reports early; one with a limit has no use for that.
 func (e *udpEngine) newTx(snd *udpio.Sender, wireSize int) *udpTx {
-	return &udpTx{snd: snd, pacer: e.pacer, wire: wireSize, seq: 1, starting: &e.starting}
+	t := &udpTx{snd: snd, pacer: e.pacer, wire: wireSize, seq: 1}
+	if e.rc.limit == 0 {
+		t.starting = &e.starting
+	}
+	return t
 }
 
 // udpTx is one sending socket's loop.
