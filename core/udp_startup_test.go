@@ -16,16 +16,14 @@ type linkSim struct {
 	lossPct float64
 	rnd     *rand.Rand
 
-	queue, qmax       uint64
-	sent, arrived     uint64
-	lost, randomLost  uint64
-	perMs             []uint64 // bytes sent in each millisecond
-	pendingReport     uint64
-	nextReport        time.Duration
-	reports           []simReport
-	startupEnd        time.Duration
-	startupLostAtEnd  uint64
-	startupPeakWindow uint64
+	queue, qmax      uint64
+	sent, arrived    uint64
+	lost, randomLost uint64
+	perMs            []uint64 // bytes sent in each millisecond
+	pendingReport    uint64
+	nextReport       time.Duration
+	reports          []simReport
+	startupEnd       time.Duration
 }
 
 type simReport struct {
