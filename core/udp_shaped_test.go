@@ -249,7 +249,6 @@ func shapedCases() []shapedCase {
 			{100e6, Transmit, 3, 4 * time.Second, 0},
 			{100e6, Both, 1, 4 * time.Second, 0},
 			{10e6, Receive, 1, 4 * time.Second, 0},
-			{10e6, Transmit, 1, 10 * time.Second, 0},
 			{100e6, Transmit, 1, 6 * time.Second, 1},
 		}
 	}
