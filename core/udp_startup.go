@@ -84,7 +84,10 @@ func readMark(d []byte) (ours, starting bool) {
 //     shows no lack of room), in a cycle of eight samples: one at 1.25 times to
 //     look for room, one at 0.75 to drain what that queued, six at 1. A
 //     probe of which more arrives than the rate shows room, and the rate
-//     takes up to 5% of it, or all of it when the probe arrived whole. Loss alone does not steer the rate: a path
+//     takes up to 5% of it, or all of it when the probe arrived whole.
+//     After a dip (a receiver that was busy for a moment), the probe goes
+//     straight back towards the recent best rate, twice the current rate
+//     at most, and the rate returns there in one cycle if it arrives. Loss alone does not steer the rate: a path
 //     that loses 1% at random keeps its rate and shows its loss. Only a
 //     cycle that loses 3% more than the path's usual loss (a receiver or
 //     path that can no longer keep up) sets the rate to what arrived.
@@ -116,6 +119,8 @@ type fastControl struct {
 	lossN        int
 	drainStarted time.Time
 	drainBw      uint64 // best rate that arrived while draining
+	peak         uint64 // the rate's recent best, fading 2% per cycle
+	probeRate    uint64 // the rate of the current probe
 }
 
 const (
@@ -212,6 +217,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			if f.drainBw > 0 {
 				f.est = min(f.maxBw, f.drainBw)
 			}
+			f.peak = f.est
 			f.push(f.maxBw)
 			f.rate = max(f.est, f.floor)
 		}
@@ -259,10 +265,15 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		// 5% of it per cycle, so that a probe skewed by late reports
 		// cannot throw the rate far off; a probe that arrived whole
 		// (20% above the rate) shows plenty of room, and is taken.
-		g := min(max(f.probeGot, (f.probeGot+got)/2), f.est/100*125)
+		g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
 		switch {
 		case late:
+		case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+			// A probe back towards the recent best arrived: the dip
+			// (a receiver busy for a moment) is over.
+			f.reset(g)
 		case g*100 >= f.est*120:
+			g = min(g, f.est/100*125)
 			f.reset(g)
 		case g*100 >= f.est*102:
 			f.reset(min(g, f.est/100*105))
@@ -303,8 +314,19 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 			f.reset(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))))
 		}
 		f.cycGot, f.cycSent, f.cycStart = 0, 0, now
+		f.peak = max(f.est, f.peak-f.peak/50)
 	}
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
+	if f.phase == 0 {
+		// Well under the recent best, probe straight back towards it
+		// (twice the rate at most), so a dip costs a cycle, not many.
+		f.probeRate = f.rate
+		if f.est < f.peak/10*8 {
+			f.probeRate = max(f.rate, min(f.peak, 2*f.est))
+		}
+		f.rate = f.probeRate
+	}
 }
 
+// fcTrace, when a test sets it, sees the inputs of every verdict.
 var fcTrace func(string, ...any)

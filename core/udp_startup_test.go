@@ -13,6 +13,7 @@ import (
 // sender a few milliseconds later.
 type linkSim struct {
 	rate    uint64 // bit/s
+	rateAt  func(time.Duration) uint64 // if set, the rate over time
 	lossPct float64
 	rnd     *rand.Rand
 
@@ -47,7 +48,11 @@ func (l *linkSim) run(c *rateControl, start time.Time, d time.Duration) {
 			l.lost += l.queue - l.qmax
 			l.queue = l.qmax
 		}
-		out := min(l.queue, l.rate/8/1000)
+		rate := l.rate
+		if l.rateAt != nil {
+			rate = l.rateAt(ms)
+		}
+		out := min(l.queue, rate/8/1000)
 		l.queue -= out
 		if l.lossPct > 0 {
 			drop := uint64(float64(out) * l.lossPct / 100 * (0.5 + l.rnd.Float64()))
@@ -98,10 +103,6 @@ func TestFastControl(t *testing.T) {
 			start := time.Unix(1000, 0)
 			c := newRateControl(0, 1500, start, func() time.Duration { return 5 * time.Millisecond })
 			l := &linkSim{rate: tc.rate, lossPct: tc.lossPct, rnd: rand.New(rand.NewPCG(1, uint64(tc.rate)))}
-			if testing.Verbose() && tc.lossPct > 0 && tc.rate == 1e9 {
-				fcTrace = func(f string, a ...any) { t.Logf(f, a...) }
-				defer func() { fcTrace = nil }()
-			}
 			l.run(c, start, 10*time.Second)
 			goodput := float64(l.arrived) * 8 / 10 / float64(tc.rate)
 			loss := float64(l.lost) / float64(l.sent)
@@ -132,5 +133,28 @@ func TestFastControl(t *testing.T) {
 				t.Errorf("goodput %.1f%% of the bottleneck (%.1f%% before the random loss)", goodput*100, g*100)
 			}
 		})
+	}
+}
+
+// TestFastControlDip: a receiver that takes only a fifth for a second (busy
+// for a moment) costs about that second: the rate is back within two
+// seconds after it ends.
+func TestFastControlDip(t *testing.T) {
+	start := time.Unix(1000, 0)
+	c := newRateControl(0, 1500, start, func() time.Duration { return time.Millisecond })
+	l := &linkSim{rate: 1e9, rnd: rand.New(rand.NewPCG(2, 3)), rateAt: func(ms time.Duration) uint64 {
+		if ms >= 4*time.Second && ms < 5*time.Second {
+			return 200e6
+		}
+		return 1e9
+	}}
+	l.run(c, start, 8*time.Second)
+	var late uint64
+	for _, b := range l.perMs[7000:] {
+		late += b
+	}
+	t.Logf("sent %.3g bit/s in the last second", float64(late)*8)
+	if r := float64(late) * 8; r < 0.9e9 {
+		t.Errorf("two seconds after the dip the sender sends %.3g bit/s", r)
 	}
 }
