@@ -12,7 +12,7 @@ import (
 // reports what arrived every 10 ms (jittered), the report reaching the
 // sender a few milliseconds later.
 type linkSim struct {
-	rate    uint64 // bit/s
+	rate    uint64                     // bit/s
 	rateAt  func(time.Duration) uint64 // if set, the rate over time
 	lossPct float64
 	rnd     *rand.Rand
