@@ -86,7 +86,7 @@ func readMark(d []byte) (ours, starting bool) {
 //     probe of which more arrives than the rate shows room, and the rate
 //     takes up to 5% of it, or all of it when the probe arrived whole.
 //     After a dip (a receiver that was busy for a moment), the probe goes
-//     straight back towards the recent best rate, twice the current rate
+//     straight back towards the recent best rate, four times the current rate
 //     at most, and the rate returns there in one cycle if it arrives. Loss alone does not steer the rate: a path
 //     that loses 1% at random keeps its rate and shows its loss. Only a
 //     cycle that loses 3% more than the path's usual loss (a receiver or
@@ -319,10 +319,10 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
-		// (twice the rate at most), so a dip costs a cycle, not many.
+		// (four times the rate at most), so a dip costs a cycle or two.
 		f.probeRate = f.rate
 		if f.est < f.peak/10*8 {
-			f.probeRate = max(f.rate, min(f.peak, 2*f.est))
+			f.probeRate = max(f.rate, min(f.peak, 4*f.est))
 		}
 		f.rate = f.probeRate
 	}
