@@ -85,9 +85,7 @@ func readMark(d []byte) (ours, starting bool) {
 //     look for room, one at 0.75 to drain what that queued, six at 1. A
 //     probe of which more arrives than the rate shows room, and the rate
 //     takes up to 5% of it, or all of it when the probe arrived whole.
-//     A probe that arrived whole is followed by another at once, at 1.5 and
-//     then 2 times, so a path found too slow early climbs in tenths of a
-//     second. After a dip (a receiver that was busy for a moment), the probe goes
+//     After a dip (a receiver that was busy for a moment), the probe goes
 //     straight back towards the recent best rate, four times the current rate
 //     at most, and the rate returns there in one cycle if it arrives. Loss alone does not steer the rate: a path
 //     that loses 1% at random keeps its rate and shows its loss. Only a
@@ -123,7 +121,6 @@ type fastControl struct {
 	drainBw      uint64 // best rate that arrived while draining
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
-	probeGain    uint64 // the next probe's rate factor, percent
 }
 
 const (
@@ -139,7 +136,7 @@ var fcGains = [8]uint64{125, 75, 100, 100, 100, 100, 100, 100}
 const fcCruisePhase = 100 * time.Millisecond
 
 func newFastControl(floor, rate uint64, rtt func() time.Duration) *fastControl {
-	return &fastControl{floor: floor, rate: rate, rtt: rtt, probeGain: 125}
+	return &fastControl{floor: floor, rate: rate, rtt: rtt}
 }
 
 // starting reports whether the sender is still searching for the path's
@@ -271,20 +268,15 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
 		switch {
 		case late:
-			f.probeGain = 125
-		case g*10 >= f.probeRate*9 && g*100 >= f.est*120:
-			// The probe arrived whole: the path (or a receiver busy
-			// a moment ago) has room. Take it and probe again at
-			// once, each time further (1.5, then 2 times), so a
-			// sender finds a much faster path in a few tenths.
+		case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+			// A probe back towards the recent best arrived: the dip
+			// (a receiver busy for a moment) is over.
 			f.reset(g)
-			f.phase = len(fcGains) - 1
-			f.probeGain = min(2*f.probeGain-100, 200)
+		case g*100 >= f.est*120:
+			g = min(g, f.est/100*125)
+			f.reset(g)
 		case g*100 >= f.est*102:
 			f.reset(min(g, f.est/100*105))
-			f.probeGain = 125
-		default:
-			f.probeGain = 125
 		}
 	case appLimited || late:
 		// Only a sample above the rate says something here.
@@ -328,7 +320,6 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
 		// (four times the rate at most), so a dip costs a cycle or two.
-		f.rate = max(f.est/100*max(f.probeGain, 125), f.floor)
 		f.probeRate = f.rate
 		if f.est < f.peak/10*8 {
 			f.probeRate = max(f.rate, min(f.peak, 4*f.est))
