@@ -164,7 +164,7 @@ func (ss *serverSession) run() {
 	attrs := append(ss.logAttrs(),
 		"tx_bytes", sum.TxBytes, "rx_bytes", sum.RxBytes,
 		"tx_bps", int64(sum.TxBps), "rx_bps", int64(sum.RxBps),
-		"lost_packets", sum.LostPackets,
+		"lost_packets", sum.LostPackets, "startup_lost_packets", sum.StartupLostPackets,
 		"duration", sum.Duration.Round(time.Millisecond).String(),
 		"result", resultString(err))
 	if err != nil {

@@ -23,6 +23,11 @@ type IntervalStats struct {
 	// LostPackets counts UDP datagrams lost in this interval (receive
 	// side); LostTotal since the start.
 	LostPackets, LostTotal uint64
+	// StartupLostPackets is the part of LostPackets lost while the peer's
+	// sender was still searching for the path's rate (known only when the
+	// peer is btest-go, whose datagrams say so): what the start-up cost,
+	// not what the path loses. Always 0 when the peer cannot tell.
+	StartupLostPackets uint64
 	// TxPackets and RxPackets count the UDP datagrams this side sent and
 	// received in this interval (0 for TCP): exact counts, not estimates.
 	TxPackets, RxPackets uint64
@@ -46,6 +51,9 @@ type Summary struct {
 	TxBps, RxBps     float64
 	// LostPackets is the total number of UDP datagrams lost (receive side).
 	LostPackets uint64
+	// StartupLostPackets is the part of LostPackets lost during the peer's
+	// start-up (see IntervalStats); LostPackets minus it is the path's.
+	StartupLostPackets uint64
 	// TxPackets and RxPackets count the UDP datagrams this side sent and
 	// received (0 for TCP).
 	TxPackets, RxPackets uint64

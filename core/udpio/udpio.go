@@ -229,6 +229,20 @@ func (c *Conn) NewSender(dst netip.AddrPort, size, batchBytes int, fill []byte) 
 	return s
 }
 
+// Stamp writes b at offset off of every datagram's payload, after the
+// sequence number (off >= SeqSize), and reports whether it fit. Datagrams
+// already handed to the kernel are not affected; the next Send carries it.
+// Like Send, it belongs to the sending goroutine.
+func (s *Sender) Stamp(off int, b []byte) bool {
+	if off < SeqSize || off+len(b) > s.size {
+		return false
+	}
+	for i := range s.maxN {
+		copy(s.slot[i*s.size+off:], b)
+	}
+	return true
+}
+
 // Max is the largest number of datagrams one Send takes.
 func (s *Sender) Max() int { return s.maxN }
 
