@@ -31,6 +31,7 @@ type Server struct {
 	verifiers map[string]ecsrp5.Verifier
 	ports     *portpool.Pool
 
+	readBuf    readBuf       // data connections' receive buffers, within the memory budget
 	handshakes chan struct{} // semaphore of connections in handshake
 	nextID     atomic.Uint64
 	refusals   atomic.Uint64
@@ -66,6 +67,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log:        cfg.Logger,
 		users:      make(map[string]User, len(cfg.Users)),
 		ports:      ports,
+		readBuf:    readBuf{pool: &smallBufs, grow: true, budget: newBufBudget(cfg.ReadBufferMemory)},
 		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 		listeners:  make(map[net.Listener]struct{}),
 		sessions:   make(map[*serverSession]struct{}),

@@ -79,7 +79,9 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server, string, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	cfg.Observer = rec
+	if cfg.Observer == nil {
+		cfg.Observer = rec
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
