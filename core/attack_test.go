@@ -515,3 +515,132 @@ func TestAttackStatusFloodClient(t *testing.T) {
 	}
 	settled(t, base)
 }
+
+// idleFlood keeps n connections from 127.0.0.1 open that read HELLO and
+// then say nothing, reconnecting whenever the server closes one, until
+// stop is closed. It returns how many connections it made.
+func idleFlood(addr string, n int, stop <-chan struct{}) func() int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made := 0
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				made++
+				mu.Unlock()
+				closed := make(chan struct{})
+				go func() {
+					io.Copy(io.Discard, c) // HELLO, then wait for the close
+					close(closed)
+				}()
+				select {
+				case <-stop:
+				case <-closed:
+					// Come back, as an attacker keeping 1,000
+					// connections open would (not at once: a
+					// connect flood on a shared machine only
+					// measures its CPU).
+					time.Sleep(time.Second)
+				}
+				c.Close()
+				<-closed
+			}
+		})
+	}
+	return func() int { wg.Wait(); return made }
+}
+
+// TestAttackIdleConnections: 1,000 connections from 127.0.0.1 that read
+// HELLO and say nothing, reconnecting as soon as they are closed, while a
+// client from 127.0.0.2 runs a 2 s test: the test succeeds and its
+// handshake is prompt.
+func TestAttackIdleConnections(t *testing.T) {
+	srv, addr, obs := attackServer(t, ServerConfig{})
+	base := snapshot(t)
+	stop := make(chan struct{})
+	wait := idleFlood(addr, 1000, stop)
+	time.Sleep(500 * time.Millisecond) // let the flood fill what it can
+	start := time.Now()
+	var firstReport time.Duration
+	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, LocalAddress: "127.0.0.2",
+		Direction: Both, Duration: 2 * time.Second,
+		OnInterval: func(IntervalStats) {
+			if firstReport == 0 {
+				firstReport = time.Since(start)
+			}
+		}})
+	took := time.Since(start)
+	close(stop)
+	made := wait()
+	t.Logf("idle flood: %d connections made, refused %d (per source) + %d (global) + %d handshake errors; the 2 s test took %v, first report after %v",
+		made, obs.refused(RefusedHandshakesPerSource), obs.refused(RefusedHandshakes), obs.refused(RefusedHandshakeError), took.Round(time.Millisecond), firstReport.Round(time.Millisecond))
+	if err != nil || sum.RxBytes == 0 || sum.TxBytes == 0 {
+		t.Fatalf("client from 127.0.0.2 failed under the flood: %v", err)
+	}
+	if firstReport == 0 || firstReport > 4*time.Second || took > 6*time.Second {
+		t.Fatalf("client from 127.0.0.2 was slow under the flood: first report after %v, test took %v", firstReport, took)
+	}
+	if obs.refused(RefusedHandshakesPerSource) == 0 {
+		t.Fatal("the flood was never refused per source")
+	}
+	waitIdle(t, srv)
+	settled(t, base)
+	stillServes(t, addr)
+}
+
+// TestAttackChurn: 5,000 cycles of connect and garbage (close at once,
+// HTTP, half a command, a JOIN with a made-up token, random bytes) leave
+// the server idle and serving.
+func TestAttackChurn(t *testing.T) {
+	srv, addr, _ := attackServer(t, ServerConfig{})
+	base := snapshot(t)
+	half := wire.Command{Proto: wire.TCP, Direction: wire.Both, ConnCount: 1, TxSize: 32768}.Marshal()
+	join := wire.Join{Token: 0x4242}.Marshal()
+	garbage := [][]byte{nil, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), half[:7], join[:],
+		{0xff, 0x07, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e}}
+	const cycles, workers = 5000, 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < cycles; i += workers {
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					continue
+				}
+				if g := garbage[i%len(garbage)]; g != nil {
+					c.SetDeadline(time.Now().Add(2 * time.Second))
+					c.Write(g)
+					if i%2 == 0 && len(g) != 7 {
+						// Until the server closes it (half a command
+						// waits for the command deadline instead).
+						io.Copy(io.Discard, c)
+					}
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if failed > cycles/100 {
+		t.Errorf("%d of %d connects failed", failed, cycles)
+	}
+	waitIdle(t, srv)
+	settled(t, base)
+	stillServes(t, addr)
+}

@@ -28,6 +28,10 @@ type serverSession struct {
 	cmd   wire.Command
 	info  SessionInfo
 	token uint16
+	src   netip.Prefix // the client's source, for the per-source limits
+	// joinsLeft is how many secondaries the session may still take; the
+	// server's mutex guards it.
+	joinsLeft int
 
 	mu      sync.Mutex
 	conns   []net.Conn // primary first
@@ -89,6 +93,9 @@ func (ss *serverSession) addConn(c net.Conn) bool {
 		return false
 	}
 	ss.conns = append(ss.conns, c)
+	ss.srv.mu.Lock()
+	ss.srv.expectJoinsLocked(ss, -1)
+	ss.srv.mu.Unlock()
 	if len(ss.conns) == int(ss.cmd.ConnCount) {
 		close(ss.joined)
 	}
@@ -116,6 +123,7 @@ func (ss *serverSession) run() {
 	if ss.token != 0 {
 		delete(s.pending, ss.token)
 	}
+	s.expectJoinsLocked(ss, -ss.joinsLeft) // no more joins
 	s.mu.Unlock()
 	defer func() {
 		for _, c := range conns {
