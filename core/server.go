@@ -33,7 +33,7 @@ type Server struct {
 
 	readBuf  readBuf // data connections' receive buffers, within the memory budget
 	nextID   atomic.Uint64
-	refusals   atomic.Uint64
+	refusals atomic.Uint64
 
 	ctx    context.Context // ends every session when cancelled
 	cancel context.CancelFunc
@@ -68,10 +68,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		users:      make(map[string]User, len(cfg.Users)),
-		ports:      ports,
+		cfg:         cfg,
+		log:         cfg.Logger,
+		users:       make(map[string]User, len(cfg.Users)),
+		ports:       ports,
 		readBuf:     readBuf{pool: &smallBufs, grow: true, budget: newBufBudget(cfg.ReadBufferMemory)},
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*serverSession]struct{}),
