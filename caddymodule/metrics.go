@@ -96,26 +96,26 @@ func newObserver() *observer {
 	return &observer{counted: make(map[uint64][2]uint64)}
 }
 
-// SessionStarted implements core.Observer.
+// SessionStarted is the core.Observer func of that name.
 func (o *observer) SessionStarted(info core.SessionInfo) {
-	sessionsActive.WithLabelValues(info.Proto).Inc()
+	sessionsActive.WithLabelValues(info.Proto.String()).Inc()
 	o.mu.Lock()
 	o.counted[info.ID] = [2]uint64{}
 	o.mu.Unlock()
 }
 
-// SessionInterval implements core.Observer.
+// SessionInterval is the core.Observer func of that name.
 func (o *observer) SessionInterval(info core.SessionInfo, st core.IntervalStats) {
 	o.addBytes(info, st.TxBytes, st.RxBytes, false)
 }
 
-// SessionEnded implements core.Observer.
+// SessionEnded is the core.Observer func of that name.
 func (o *observer) SessionEnded(info core.SessionInfo, sum core.Summary, err error) {
 	// Totals first: whoever sees the test gone from sessions_active sees
 	// it counted.
 	o.addBytes(info, sum.TxBytes, sum.RxBytes, true)
-	sessionsTotal.WithLabelValues(info.Proto, info.Direction, core.ResultString(err)).Inc()
-	sessionsActive.WithLabelValues(info.Proto).Dec()
+	sessionsTotal.WithLabelValues(info.Proto.String(), info.Direction.String(), core.ResultString(err)).Inc()
+	sessionsActive.WithLabelValues(info.Proto.String()).Dec()
 }
 
 // addBytes adds what a session moved since its last report.
@@ -129,14 +129,14 @@ func (o *observer) addBytes(info core.SessionInfo, tx, rx uint64, last bool) {
 	}
 	o.mu.Unlock()
 	if tx > prev[0] {
-		bytesTotal.WithLabelValues(info.Proto, "sent").Add(float64(tx - prev[0]))
+		bytesTotal.WithLabelValues(info.Proto.String(), "sent").Add(float64(tx - prev[0]))
 	}
 	if rx > prev[1] {
-		bytesTotal.WithLabelValues(info.Proto, "received").Add(float64(rx - prev[1]))
+		bytesTotal.WithLabelValues(info.Proto.String(), "received").Add(float64(rx - prev[1]))
 	}
 }
 
-// Refused implements core.Observer.
+// Refused is the core.Observer func of that name.
 func (o *observer) Refused(_ netip.Addr, reason core.RefusalReason) {
 	refusals.WithLabelValues(string(reason)).Inc()
 	if reason == core.RefusedAuthFailed {
@@ -144,5 +144,8 @@ func (o *observer) Refused(_ netip.Addr, reason core.RefusalReason) {
 	}
 }
 
-// Interface guard
-var _ core.Observer = (*observer)(nil)
+// hooks hands the observer's methods to a core.Server.
+func (o *observer) hooks() *core.Observer {
+	return &core.Observer{SessionStarted: o.SessionStarted, SessionInterval: o.SessionInterval,
+		SessionEnded: o.SessionEnded, Refused: o.Refused}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,10 +25,6 @@ import (
 // back to their idle counts and the server still serves. In `make test`
 // the attacks are short; BTEST_ATTACK_LONG=1 runs them for 30 s each and
 // logs the figures.
-
-// Attack tests keep their UDP data ports in 14000-14099 (clients at
-// +256), clear of a `make run` on 2001-2999 and of the ephemeral range.
-const attackUDPFirst, attackUDPLast = 14000, 14099
 
 // attackTime is how long a flood runs: short in make test, 30 s with
 // BTEST_ATTACK_LONG=1.
@@ -146,9 +143,11 @@ func newTally() *tally {
 	return &tally{results: make(map[string]int), refusals: make(map[RefusalReason]int)}
 }
 
-func (o *tally) SessionStarted(SessionInfo)                 {}
-func (o *tally) SessionInterval(SessionInfo, IntervalStats) {}
-func (o *tally) SessionEnded(_ SessionInfo, sum Summary, err error) {
+func (o *tally) observer() *Observer {
+	return &Observer{SessionEnded: o.sessionEnded, Refused: o.refused1}
+}
+
+func (o *tally) sessionEnded(_ SessionInfo, sum Summary, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.results[ResultString(err)]++
@@ -157,7 +156,7 @@ func (o *tally) SessionEnded(_ SessionInfo, sum Summary, err error) {
 		o.ended = o.ended[1:]
 	}
 }
-func (o *tally) Refused(_ netip.Addr, r RefusalReason) {
+func (o *tally) refused1(_ netip.Addr, r RefusalReason) {
 	o.mu.Lock()
 	o.refusals[r]++
 	o.mu.Unlock()
@@ -203,9 +202,8 @@ func (o *tally) waitEnded(t *testing.T, n int) Summary {
 // attackServer starts a server for an attack with private UDP ports.
 func attackServer(t *testing.T, cfg ServerConfig) (*Server, string, *tally) {
 	t.Helper()
-	cfg.UDPPortFirst, cfg.UDPPortLast = attackUDPFirst, attackUDPLast
 	obs := newTally()
-	cfg.Observer = obs
+	cfg.Observer = obs.observer()
 	s, addr, _ := startServer(t, cfg, "tcp", "127.0.0.1:0")
 	return s, addr, obs
 }
@@ -420,6 +418,7 @@ func floodingServer(t *testing.T, flood bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	port, _ := corePorts.UDP(t, 1)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	frames := make([]byte, 0, cap64k)
@@ -441,7 +440,7 @@ func floodingServer(t *testing.T, flood bool) string {
 				if _, err := io.ReadFull(c, cmd[:]); err != nil {
 					return
 				}
-				c.Write([]byte{1, 0, 0, 0, byte(attackUDPLast >> 8), byte(attackUDPLast & 0xff)})
+				c.Write([]byte{1, 0, 0, 0, byte(port >> 8), byte(port)})
 				go io.Copy(io.Discard, c)
 				for seq := uint32(1); ; seq++ {
 					if flood {
@@ -561,16 +560,70 @@ func idleFlood(addr string, n int, stop <-chan struct{}) func() int {
 	return func() int { wg.Wait(); return made }
 }
 
+// attackerProcess runs an attack in a child process (this test binary,
+// TestAttackerProcess), as a real attacker is another program: in the
+// same process its goroutines would compete with the server's in one Go
+// scheduler, which measures the scheduler, not the server. It returns a
+// func that stops the attack and returns its report line.
+func attackerProcess(t *testing.T, attack, addr string, n int) func() string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "BTEST_ATTACKER="+attack+","+addr+","+strconv.Itoa(n))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			stopped = true
+			stdin.Close()
+			cmd.Wait()
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "attacker:") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return out.String()
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestAttackerProcess is the attacker of attackerProcess; it does nothing
+// unless BTEST_ATTACKER is set, and attacks until its stdin closes.
+func TestAttackerProcess(t *testing.T) {
+	spec := os.Getenv("BTEST_ATTACKER")
+	if spec == "" {
+		t.Skip("only run as the child of an attack test")
+	}
+	parts := strings.Split(spec, ",")
+	n, _ := strconv.Atoi(parts[2])
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	switch parts[0] {
+	case "idle":
+		t.Logf("attacker: %d idle connections made", idleFlood(parts[1], n, stop)())
+	default:
+		t.Fatalf("unknown attack %q", parts[0])
+	}
+}
+
 // TestAttackIdleConnections: 1,000 connections from 127.0.0.1 that read
-// HELLO and say nothing, reconnecting as soon as they are closed, while a
+// HELLO and say nothing, reconnecting when they are closed, while a
 // client from 127.0.0.2 runs a 2 s test: the test succeeds and its
 // handshake is prompt.
 func TestAttackIdleConnections(t *testing.T) {
 	srv, addr, obs := attackServer(t, ServerConfig{})
 	base := snapshot(t)
-	stop := make(chan struct{})
-	wait := idleFlood(addr, 1000, stop)
-	time.Sleep(500 * time.Millisecond) // let the flood fill what it can
+	stop := attackerProcess(t, "idle", addr, 1000)
+	time.Sleep(time.Second) // let the flood fill what it can
 	start := time.Now()
 	var firstReport time.Duration
 	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, LocalAddress: "127.0.0.2",
@@ -581,10 +634,9 @@ func TestAttackIdleConnections(t *testing.T) {
 			}
 		}})
 	took := time.Since(start)
-	close(stop)
-	made := wait()
-	t.Logf("idle flood: %d connections made, refused %d (per source) + %d (global) + %d handshake errors; the 2 s test took %v, first report after %v",
-		made, obs.refused(RefusedHandshakesPerSource), obs.refused(RefusedHandshakes), obs.refused(RefusedHandshakeError), took.Round(time.Millisecond), firstReport.Round(time.Millisecond))
+	report := stop()
+	t.Logf("idle flood (%s): refused %d per source, %d globally, %d timed out in the handshake; the 2 s test from 127.0.0.2 took %v, first report after %v",
+		report, obs.refused(RefusedHandshakesPerSource), obs.refused(RefusedHandshakes), obs.refused(RefusedHandshakeError), took.Round(time.Millisecond), firstReport.Round(time.Millisecond))
 	if err != nil || sum.RxBytes == 0 || sum.TxBytes == 0 {
 		t.Fatalf("client from 127.0.0.2 failed under the flood: %v", err)
 	}

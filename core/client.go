@@ -56,7 +56,7 @@ func RunClient(ctx context.Context, cfg ClientConfig) (Summary, error) {
 	} else {
 		sum, err = cc.runTCP(ctx)
 	}
-	sum.Proto, sum.Direction = cc.cmd.Proto.String(), cfg.Direction.String()
+	sum.Proto, sum.Direction = protoOf(cc.cmd.Proto), cfg.Direction
 	if sum.Connections == 0 {
 		sum.Connections = cfg.Connections
 	}

@@ -180,8 +180,9 @@ type ServerConfig struct {
 
 	// Logger receives structured logs; nil uses slog.Default().
 	Logger *slog.Logger
-	// Observer, when set, is told about sessions and refusals (metrics).
-	Observer Observer
+	// Observer, when set, is told about sessions and refusals (metrics,
+	// dashboards). Combine several with JoinObservers.
+	Observer *Observer
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -286,6 +287,65 @@ func (d Direction) String() string {
 		return "both"
 	}
 	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
+// MarshalText encodes d as its name, so JSON shows "receive", not 0.
+func (d Direction) MarshalText() ([]byte, error) {
+	if d > Both {
+		return nil, fmt.Errorf("unknown direction %d", uint8(d))
+	}
+	return []byte(d.String()), nil
+}
+
+// UnmarshalText parses a name as ParseDirection does.
+func (d *Direction) UnmarshalText(b []byte) error {
+	v, err := ParseDirection(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Proto is a test's transport.
+type Proto uint8
+
+// Transports.
+const (
+	ProtoTCP Proto = iota
+	ProtoUDP
+)
+
+// String returns "tcp" or "udp".
+func (p Proto) String() string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// MarshalText encodes p as its name.
+func (p Proto) MarshalText() ([]byte, error) {
+	if p > ProtoUDP {
+		return nil, fmt.Errorf("unknown proto %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText parses "tcp" or "udp".
+func (p *Proto) UnmarshalText(b []byte) error {
+	switch strings.ToLower(string(b)) {
+	case "tcp":
+		*p = ProtoTCP
+	case "udp":
+		*p = ProtoUDP
+	default:
+		return fmt.Errorf("unknown proto %q (want tcp or udp)", b)
+	}
+	return nil
 }
 
 // ParseDirection parses "receive", "transmit" or "both" (also "rx", "tx").

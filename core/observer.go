@@ -13,11 +13,11 @@ type SessionInfo struct {
 	Remote netip.AddrPort
 	// User is the authenticated user name ("" without authentication).
 	User string
-	// Proto is "tcp" or "udp".
-	Proto string
-	// Direction is the test direction from the client's view: "receive"
-	// (server sends), "transmit" (server receives) or "both".
-	Direction string
+	// Proto is the transport of the test.
+	Proto Proto
+	// Direction is the test direction from the client's view: Receive
+	// (server sends), Transmit (server receives) or Both.
+	Direction Direction
 	// Connections is the requested TCP connection or UDP stream count.
 	Connections int
 	// Random reports random payload.
@@ -52,17 +52,94 @@ const (
 	RefusedShuttingDown   RefusalReason = "shutting_down"
 )
 
-// Observer receives server events, for metrics. Calls come from session
-// goroutines, concurrently; implementations must be safe for that and fast.
-type Observer interface {
+// Observer receives server events, for metrics and dashboards. Every field
+// is optional, so Observer can grow without breaking its users (as
+// net/http/httptrace.ClientTrace does). Calls come from session goroutines,
+// concurrently: the funcs must be safe for that, fast, and must not block,
+// since they run on the paths that count and report data.
+type Observer struct {
 	// SessionStarted is called when a test starts moving data.
-	SessionStarted(SessionInfo)
+	SessionStarted func(SessionInfo)
 	// SessionInterval is called once per second per running test with the
 	// server's view (tx = what the server sent).
-	SessionInterval(SessionInfo, IntervalStats)
+	SessionInterval func(SessionInfo, IntervalStats)
 	// SessionEnded is called once per started test; err is nil for a test
 	// the client ended normally.
-	SessionEnded(SessionInfo, Summary, error)
+	SessionEnded func(SessionInfo, Summary, error)
 	// Refused is called for every connection turned away.
-	Refused(remote netip.Addr, reason RefusalReason)
+	Refused func(remote netip.Addr, reason RefusalReason)
+}
+
+// JoinObservers returns an Observer that calls each non-nil func of obs in
+// order; nil entries are skipped.
+func JoinObservers(obs ...*Observer) *Observer {
+	var list []*Observer
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return &Observer{
+		SessionStarted: func(i SessionInfo) {
+			for _, o := range list {
+				if o.SessionStarted != nil {
+					o.SessionStarted(i)
+				}
+			}
+		},
+		SessionInterval: func(i SessionInfo, st IntervalStats) {
+			for _, o := range list {
+				if o.SessionInterval != nil {
+					o.SessionInterval(i, st)
+				}
+			}
+		},
+		SessionEnded: func(i SessionInfo, sum Summary, err error) {
+			for _, o := range list {
+				if o.SessionEnded != nil {
+					o.SessionEnded(i, sum, err)
+				}
+			}
+		},
+		Refused: func(a netip.Addr, r RefusalReason) {
+			for _, o := range list {
+				if o.Refused != nil {
+					o.Refused(a, r)
+				}
+			}
+		},
+	}
+}
+
+// The server calls its observer through these, so a nil Observer or a nil
+// func costs one comparison.
+
+func (o *Observer) sessionStarted(i SessionInfo) {
+	if o != nil && o.SessionStarted != nil {
+		o.SessionStarted(i)
+	}
+}
+
+func (o *Observer) sessionInterval(i SessionInfo, st IntervalStats) {
+	if o != nil && o.SessionInterval != nil {
+		o.SessionInterval(i, st)
+	}
+}
+
+func (o *Observer) sessionEnded(i SessionInfo, sum Summary, err error) {
+	if o != nil && o.SessionEnded != nil {
+		o.SessionEnded(i, sum, err)
+	}
+}
+
+func (o *Observer) refused(a netip.Addr, r RefusalReason) {
+	if o != nil && o.Refused != nil {
+		o.Refused(a, r)
+	}
 }

@@ -229,9 +229,7 @@ func (s *Server) refuse(remote netip.AddrPort, reason RefusalReason, err error) 
 		}
 		s.log.Info("btest connection refused", attrs...)
 	}
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.Refused(remote.Addr(), reason)
-	}
+	s.cfg.Observer.refused(remote.Addr(), reason)
 }
 
 func (s *Server) allowed(a netip.Addr) bool {

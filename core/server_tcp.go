@@ -87,9 +87,7 @@ loop:
 					}
 				}
 			}
-			if o := s.cfg.Observer; o != nil {
-				o.SessionInterval(ss.info, st)
-			}
+			s.cfg.Observer.sessionInterval(ss.info, st)
 		}
 	}
 	tick.Stop()

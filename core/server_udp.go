@@ -133,7 +133,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		}}
 	}
 	var onInterval func(IntervalStats)
-	if o := s.cfg.Observer; o != nil {
+	if o := s.cfg.Observer; o != nil && o.SessionInterval != nil {
 		onInterval = func(st IntervalStats) { o.SessionInterval(ss.info, st) }
 	}
 	return e.run(ctx, cancel, time.Second, onInterval)

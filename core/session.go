@@ -50,8 +50,8 @@ func (s *Server) newSession(c net.Conn, remote netip.AddrPort, cmd wire.Command)
 		info: SessionInfo{
 			ID:            s.nextID.Add(1),
 			Remote:        remote,
-			Proto:         cmd.Proto.String(),
-			Direction:     clientView(cmd.Direction).String(),
+			Proto:         protoOf(cmd.Proto),
+			Direction:     clientView(cmd.Direction),
 			Connections:   int(cmd.ConnCount),
 			Random:        cmd.Random,
 			TxSize:        int(cmd.TxSize),
@@ -60,6 +60,14 @@ func (s *Server) newSession(c net.Conn, remote netip.AddrPort, cmd wire.Command)
 			TxRate:        capRate(uint64(cmd.RemoteTxSpeed), s.cfg.MaxTxRate),
 		},
 	}
+}
+
+// protoOf maps the command's transport to the API's.
+func protoOf(p wire.Proto) Proto {
+	if p == wire.UDP {
+		return ProtoUDP
+	}
+	return ProtoTCP
 }
 
 // clientView maps the command's server-side direction to the client's name.
@@ -145,9 +153,7 @@ func (ss *serverSession) run() {
 			"id", ss.info.ID, "remote", ss.info.Remote.String(), "requested", ss.cmd.ConnCount, "joined", len(conns))
 	}
 	s.log.Info("btest session start", ss.logAttrs()...)
-	if o := s.cfg.Observer; o != nil {
-		o.SessionStarted(ss.info)
-	}
+	s.cfg.Observer.sessionStarted(ss.info)
 	var sum Summary
 	var err error
 	if ss.cmd.Proto == wire.UDP {
@@ -174,15 +180,13 @@ func (ss *serverSession) run() {
 		attrs = append(attrs, "err", err.Error())
 	}
 	s.log.Info("btest session end", attrs...)
-	if o := s.cfg.Observer; o != nil {
-		o.SessionEnded(ss.info, sum, err)
-	}
+	s.cfg.Observer.sessionEnded(ss.info, sum, err)
 }
 
 func (ss *serverSession) logAttrs() []any {
 	i := ss.info
-	a := []any{"id", i.ID, "remote", i.Remote.String(), "user", i.User, "proto", i.Proto,
-		"direction", i.Direction, "connections", i.Connections, "random", i.Random}
+	a := []any{"id", i.ID, "remote", i.Remote.String(), "user", i.User, "proto", i.Proto.String(),
+		"direction", i.Direction.String(), "connections", i.Connections, "random", i.Random}
 	if i.TxRate > 0 {
 		a = append(a, "tx_rate", i.TxRate)
 	}

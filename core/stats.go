@@ -23,6 +23,9 @@ type IntervalStats struct {
 	// LostPackets counts UDP datagrams lost in this interval (receive
 	// side); LostTotal since the start.
 	LostPackets, LostTotal uint64
+	// TxPackets and RxPackets count the UDP datagrams this side sent and
+	// received in this interval (0 for TCP): exact counts, not estimates.
+	TxPackets, RxPackets uint64
 	// LocalCPU and RemoteCPU are CPU loads in percent; RemoteCPU is what
 	// the peer's last status message said (-1 when none arrived).
 	LocalCPU, RemoteCPU int
@@ -30,9 +33,10 @@ type IntervalStats struct {
 
 // Summary is the outcome of a whole test.
 type Summary struct {
-	// Proto is "tcp" or "udp"; Direction is from the reporting side's
-	// client view ("receive", "transmit", "both").
-	Proto, Direction string
+	// Proto is the transport; Direction is the test's direction from the
+	// client's view (Receive, Transmit, Both).
+	Proto     Proto
+	Direction Direction
 	// Connections is the number of TCP connections or UDP streams used.
 	Connections int
 	// Duration is how long data flowed.
@@ -42,6 +46,9 @@ type Summary struct {
 	TxBps, RxBps     float64
 	// LostPackets is the total number of UDP datagrams lost (receive side).
 	LostPackets uint64
+	// TxPackets and RxPackets count the UDP datagrams this side sent and
+	// received (0 for TCP).
+	TxPackets, RxPackets uint64
 	// LocalCPU and RemoteCPU average the CPU loads seen (-1 when unknown).
 	LocalCPU, RemoteCPU int
 	// Intervals holds the number of interval reports made.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // recorder is an Observer that keeps what the server reported.
@@ -49,6 +49,12 @@ func (r *recorder) Refused(_ netip.Addr, reason RefusalReason) {
 	r.mu.Unlock()
 }
 
+// observer hands the recorder's methods to a server.
+func (r *recorder) observer() *Observer {
+	return &Observer{SessionStarted: r.SessionStarted, SessionInterval: r.SessionInterval,
+		SessionEnded: r.SessionEnded, Refused: r.Refused}
+}
+
 func (r *recorder) waitEnded(t *testing.T) (Summary, error) {
 	t.Helper()
 	select {
@@ -79,8 +85,9 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server, string, *recorder) {
 	t.Helper()
 	rec := newRecorder()
+	cfg = withTestPorts(t, cfg)
 	if cfg.Observer == nil {
-		cfg.Observer = rec
+		cfg.Observer = rec.observer()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
@@ -89,7 +96,7 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen(network, addr)
+	ln, err := net.Listen(network, listenAddr(t, addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,20 +111,33 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 	return s, ln.Addr().String(), rec
 }
 
-// checkNoLeak fails when goroutines started by a test are still running.
-func checkNoLeak(t *testing.T) {
+// checkNoLeak fails when goroutines started by a test are still running
+// at its end.
+func checkNoLeak(t *testing.T) { testutil.CheckLeaks(t) }
+
+// corePorts keeps this package's servers on ports no other package, no
+// make run and no outgoing connection uses.
+var corePorts = testutil.NewPorts(testutil.RangeCore)
+
+// listenAddr turns "127.0.0.1:0" or "[::1]:0" into an address with a port
+// of this package's range.
+func listenAddr(t *testing.T, addr string) string {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(corePorts.TCP(t)))
+}
+
+// withTestPorts gives a server config UDP data ports of this package's
+// range unless the test chose its own.
+func withTestPorts(t *testing.T, cfg ServerConfig) ServerConfig {
+	t.Helper()
+	if cfg.UDPPorts == nil && cfg.UDPPortFirst == 0 {
+		cfg.UDPPortFirst, cfg.UDPPortLast = corePorts.UDP(t, 8)
+	}
+	return cfg
 }
 
 func TestTCPMatrix(t *testing.T) {
@@ -307,7 +327,7 @@ func TestECSRP5(t *testing.T) {
 				t.Fatal(err)
 			}
 			ss, _ := rec.waitEnded(t)
-			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto != proto {
+			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto.String() != proto {
 				t.Fatalf("no data after ec-srp5: client %+v server %+v", sum, ss)
 			}
 			rec.mu.Lock()

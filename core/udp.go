@@ -634,6 +634,22 @@ func (e *udpEngine) rxBytes() uint64 {
 	return n
 }
 
+func (e *udpEngine) txPackets() uint64 {
+	var n uint64
+	for _, t := range e.tx {
+		n += t.pkts.Load()
+	}
+	return n
+}
+
+func (e *udpEngine) rxPackets() uint64 {
+	var n uint64
+	for _, r := range e.rx {
+		n += r.pkts.Load()
+	}
+	return n
+}
+
 func (e *udpEngine) rxLost() uint64 {
 	var n uint64
 	for _, r := range e.rx {
@@ -762,7 +778,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		intervalC = it.C
 	}
 	var seq uint32
-	var lastRx, lastLost uint64
+	var lastRx, lastLost, lastTxPkts, lastRxPkts uint64
 	sendStatus := func(now time.Time) error {
 		rx := e.rxBytes()
 		early.since.Store(0)
@@ -778,7 +794,9 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		lost := e.rxLost()
 		win.remoteCPU = int(e.remoteCPU.Load())
 		st := win.next(now, e.reportedBefore(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
-		lastLost = lost
+		txPkts, rxPkts := e.txPackets(), e.rxPackets()
+		st.TxPackets, st.RxPackets = txPkts-lastTxPkts, rxPkts-lastRxPkts
+		lastLost, lastTxPkts, lastRxPkts = lost, txPkts, rxPkts
 		onInterval(st)
 	}
 loop:
@@ -843,6 +861,7 @@ loop:
 		sum.LostPackets += r.totalLost()
 		sum.Anomalies += r.resyncs()
 	}
+	sum.TxPackets, sum.RxPackets = e.txPackets(), e.rxPackets()
 	e.report(sum)
 	return sum, cause
 }

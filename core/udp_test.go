@@ -59,7 +59,10 @@ func (o *udpObserver) startedInfo(t *testing.T) SessionInfo {
 func startUDPServer(t *testing.T, cfg ServerConfig, addr string) (*Server, string, *udpObserver) {
 	t.Helper()
 	obs := &udpObserver{recorder: newRecorder()}
-	cfg.Observer = obs
+	ob := obs.observer()
+	ob.SessionInterval = obs.SessionInterval
+	cfg = withTestPorts(t, cfg)
+	cfg.Observer = ob
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -67,7 +70,7 @@ func startUDPServer(t *testing.T, cfg ServerConfig, addr string) (*Server, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", listenAddr(t, addr))
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
@@ -234,6 +237,11 @@ func checkUDPFlow(t *testing.T, what string, tx, rx udpReport, want bool, txSize
 	}
 	if rx.RcvdBytes != rx.RcvdPkts*uint64(txSize) || tx.SentBytes != tx.SentPkts*uint64(txSize) {
 		t.Errorf("%s: bytes %d/%d for %d/%d datagrams of %d", what, tx.SentBytes, rx.RcvdBytes, tx.SentPkts, rx.RcvdPkts, txSize)
+	}
+	// The API's packet counts are the engine's own, not estimates.
+	if tx.Summary.TxPackets != tx.SentPkts || rx.Summary.RxPackets != rx.RcvdPkts {
+		t.Errorf("%s: summary packets sent %d received %d, engine counted %d and %d",
+			what, tx.Summary.TxPackets, rx.Summary.RxPackets, tx.SentPkts, rx.RcvdPkts)
 	}
 	if seq := binary.BigEndian.Uint32(rx.Sample); seq != 1 {
 		t.Errorf("%s: first datagram has sequence number %d, want 1", what, seq)

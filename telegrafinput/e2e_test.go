@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -298,18 +297,18 @@ func buildProgram(t *testing.T, dir string) {
 // asks for) and a UDP port range of its own.
 func startE2EServer(t *testing.T) string {
 	t.Helper()
-	first := 40000 + rand.N(10000)
+	first, last := testPorts.UDP(t, 16)
 	srv, err := core.NewServer(core.ServerConfig{
 		Auth:         core.AuthECSRP5,
 		Users:        []core.User{{Name: "btest", Password: "secret"}},
 		UDPPortFirst: first,
-		UDPPortLast:  first + 63,
+		UDPPortLast:  last,
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +321,7 @@ func startE2EServer(t *testing.T) string {
 // returns its HTTP URL once it answers /ping.
 func startInfluxDB(t *testing.T, influxd, dir string) string {
 	t.Helper()
-	httpPort, rpcPort := freePort(t), freePort(t)
+	httpPort, rpcPort := testPorts.TCP(t), testPorts.TCP(t)
 	conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 [meta]
@@ -434,16 +433,6 @@ func queryInflux(base, q string) ([]map[string]any, error) {
 		}
 	}
 	return rows, nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // replaceAll replaces old with new in s and fails unless it was there n

@@ -124,9 +124,13 @@ func (e *Encoder) testFields(o *Outcome) {
 		if s.RemoteCPU >= 0 {
 			e.int("remote_cpu", int64(s.RemoteCPU))
 		}
-		if received, ok := receivedPackets(o); ok {
+		if o.Target.Protocol == "udp" && o.Target.Direction != core.Receive.String() {
+			e.uint("tx_packets", s.TxPackets)
+		}
+		if receives(o.Target) {
+			e.uint("rx_packets", s.RxPackets)
 			e.uint("lost_packets", s.LostPackets)
-			e.float("loss_percent", lossPercent(s.LostPackets, received))
+			e.float("loss_percent", lossPercent(s.LostPackets, s.RxPackets))
 		}
 	}
 	e.int("result_code", int64(o.Result))
@@ -151,20 +155,6 @@ func (e *Encoder) intervalFields(o *Outcome, st *core.IntervalStats) {
 // server sends.
 func receives(t *Target) bool {
 	return t.Protocol == "udp" && t.Direction != core.Transmit.String()
-}
-
-// receivedPackets estimates how many datagrams arrived in a UDP test:
-// core counts received IP bytes, and the server sends udp_tx_size-byte
-// packets.
-func receivedPackets(o *Outcome) (uint64, bool) {
-	if !receives(o.Target) {
-		return 0, false
-	}
-	size := o.Target.UDPTxSize
-	if size <= 0 {
-		size = core.DefaultUDPTxSize
-	}
-	return (o.Summary.RxBytes + uint64(size)/2) / uint64(size), true
 }
 
 // lossPercent is lost out of lost+received, in percent.

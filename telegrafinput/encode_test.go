@@ -95,7 +95,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		return m
 	}
 	full := core.Summary{
-		Proto: "tcp", Direction: "receive", Connections: 20, Duration: 10 * time.Second,
+		Proto: core.ProtoTCP, Direction: core.Receive, Connections: 20, Duration: 10 * time.Second,
 		TxBytes: 1 << 20, RxBytes: 1250000000, TxBps: 838860.8, RxBps: 1e9,
 		LocalCPU: 12, RemoteCPU: 87, Intervals: 10,
 	}
@@ -123,21 +123,22 @@ func TestEncodeRoundTrip(t *testing.T) {
 		name: "udp both with loss",
 		o: Outcome{Target: udp, Start: start, Summary: core.Summary{
 			Connections: 1, Duration: 2 * time.Second, TxBytes: 500000, RxBytes: 970 * 1000,
-			TxBps: 2e6, RxBps: 3.88e6, LostPackets: 30, LocalCPU: 5, RemoteCPU: -1}},
+			TxBps: 2e6, RxBps: 3.88e6, TxPackets: 500, RxPackets: 970, LostPackets: 30, LocalCPU: 5, RemoteCPU: -1}},
 		want: []point{{Measurement, map[string]string{"source": "2001:db8::1", "port": "2001", "protocol": "udp",
 			"direction": "both", "result": "success"}, map[string]any{
 			"tx_bps": 2e6, "rx_bps": 3.88e6, "tx_bytes": int64(500000), "rx_bytes": int64(970000),
 			"duration_seconds": 2.0, "connections": int64(1), "local_cpu": int64(5),
+			"tx_packets": int64(500), "rx_packets": int64(970),
 			"lost_packets": int64(30), "loss_percent": 3.0, "result_code": int64(0),
 		}, start}},
 	}, {
 		name: "udp transmit has no receive loss",
 		o: Outcome{Target: udpTx, Start: start, Summary: core.Summary{
-			Connections: 1, Duration: time.Second, TxBytes: 1500, TxBps: 12000, LocalCPU: -1, RemoteCPU: -1}},
+			Connections: 1, Duration: time.Second, TxBytes: 1500, TxBps: 12000, TxPackets: 1, LocalCPU: -1, RemoteCPU: -1}},
 		want: []point{{Measurement, map[string]string{"source": "192.0.2.7", "port": "2000", "protocol": "udp",
 			"direction": "transmit", "result": "success"}, map[string]any{
 			"tx_bps": 12000.0, "rx_bps": 0.0, "tx_bytes": int64(1500), "rx_bytes": int64(0),
-			"duration_seconds": 1.0, "connections": int64(1), "result_code": int64(0),
+			"duration_seconds": 1.0, "connections": int64(1), "tx_packets": int64(1), "result_code": int64(0),
 		}, start}},
 	}, {
 		name: "escaped extra tags",

@@ -12,21 +12,29 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core"
+
+	"github.com/btest-go/btest/internal/testutil"
 )
+
+// testPorts keeps this package's servers apart from every other test's.
+var testPorts = testutil.NewPorts(testutil.RangeTelegrafInput)
 
 // startServer runs our btest server on loopback for the test, with MD5
 // authentication for user "btest", password "secret".
 func startServer(t *testing.T) string {
 	t.Helper()
+	first, last := testPorts.UDP(t, 4)
 	srv, err := core.NewServer(core.ServerConfig{
-		Auth:   core.AuthMD5,
-		Users:  []core.User{{Name: "btest", Password: "secret"}},
-		Logger: slog.New(slog.DiscardHandler),
+		Auth:         core.AuthMD5,
+		Users:        []core.User{{Name: "btest", Password: "secret"}},
+		UDPPortFirst: first,
+		UDPPortLast:  last,
+		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

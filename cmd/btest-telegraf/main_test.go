@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,12 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/btest-go/btest/core"
+
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // These tests run the built program as Telegraf does: stdin a pipe,
@@ -43,31 +43,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// testPorts keeps this package's servers apart from every other test's.
+var testPorts = testutil.NewPorts(testutil.RangeTelegrafCmd)
 
 // startServer runs our btest server on loopback without authentication.
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv, err := core.NewServer(core.ServerConfig{Logger: slog.New(slog.DiscardHandler)})
+	first, last := testPorts.UDP(t, 4)
+	srv, err := core.NewServer(core.ServerConfig{UDPPortFirst: first, UDPPortLast: last, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +66,7 @@ func startServer(t *testing.T) string {
 type proc struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
-	stdout, stderr *lockedBuffer
+	stdout, stderr *testutil.Buffer
 	exited         chan error
 }
 
@@ -89,7 +76,7 @@ func start(t *testing.T, d time.Duration) *proc {
 	conf := filepath.Join(t.TempDir(), "btest.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("[[targets]]\naddress = %q\nduration = %q\nremote_tx_speed = \"10M\"\n",
 		startServer(t), d)), 0o600)
-	p := &proc{cmd: exec.Command(binary, "-config", conf), stdout: &lockedBuffer{}, stderr: &lockedBuffer{},
+	p := &proc{cmd: exec.Command(binary, "-config", conf), stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{},
 		exited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	var err error

@@ -6,51 +6,27 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// cliPorts keeps this package's servers apart from every other test's.
+var cliPorts = testutil.NewPorts(testutil.RangeCLI)
 
 // startCLIServer runs `btest -s` in-process until the test ends.
-func startCLIServer(t *testing.T, args ...string) (string, *syncBuffer) {
+func startCLIServer(t *testing.T, args ...string) (string, *testutil.Buffer) {
 	t.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := cliPorts.TCPAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	done := make(chan int)
-	go func() { done <- run(ctx, append([]string{"-s", "--listen", addr}, args...), logs, logs) }()
+	args = append([]string{"-s", "--listen", addr, "--udp-ports", cliPorts.UDPRange(t, 4)}, args...)
+	go func() { done <- run(ctx, args, logs, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {

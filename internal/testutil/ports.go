@@ -1,0 +1,152 @@
+// Package testutil holds what the test suites of several packages share:
+// port ranges that keep tests apart, a goroutine-leak check and a buffer
+// safe for concurrent writers.
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// UDPPartnerOffset is how far above a server's UDP port the client's
+// socket sits (docs/protocol.md, UDP ports): a UDP test needs both free.
+const UDPPartnerOffset = 256
+
+// Range is a package's private block of 1024 ports: the first 256 are UDP
+// server ports, the next 256 their client partners (port + 256), the last
+// 512 TCP listeners. Ranges lie below the kernel's ephemeral range
+// (32768-60999 by default), so no outgoing connection of any program takes
+// them, and above 3255, so a `make run` holding TCP 2000 and UDP 2001-2999
+// (and its clients' 2257-3255) never meets them.
+type Range struct {
+	// Name is the package that owns the range.
+	Name string
+	// Base is the first port.
+	Base int
+}
+
+// RangeSize is the number of ports in a Range.
+const RangeSize = 1024
+
+// The ranges, one per package with network tests. TestRangesApart checks
+// that they do not overlap each other, the ephemeral range or make run's
+// ports.
+var (
+	RangeCore          = Range{"core", 10240}
+	RangeCLI           = Range{"cmd/btest", 11264}
+	RangeTelegrafInput = Range{"telegrafinput", 12288}
+	RangeTelegrafCmd   = Range{"cmd/btest-telegraf", 13312}
+	RangeCaddy         = Range{"caddymodule", 14336}
+	RangeDashboard     = Range{"dashboard", 15360}
+	RangePackaging     = Range{"packaging", 16384}
+	RangeBench         = Range{"cmd/btest-bench", 17408}
+)
+
+// AllRanges lists every Range, for TestRangesApart.
+var AllRanges = []Range{RangeCore, RangeCLI, RangeTelegrafInput, RangeTelegrafCmd, RangeCaddy, RangeDashboard, RangePackaging, RangeBench}
+
+// Ports hands out free ports of one Range to the tests of a package,
+// parallel ones included. Each package makes one with NewPorts.
+type Ports struct {
+	r       Range
+	mu      sync.Mutex
+	nextUDP int // offset into the UDP server block
+	nextTCP int // offset into the TCP block
+}
+
+// NewPorts returns the allocator of r.
+func NewPorts(r Range) *Ports { return &Ports{r: r} }
+
+// TCP returns a TCP port that is free on 127.0.0.1 and ::1 right now.
+func (p *Ports) TCP(t testing.TB) int {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range 512 {
+		port := p.r.Base + 512 + p.nextTCP
+		p.nextTCP = (p.nextTCP + 1) % 512
+		if tcpFree(port) {
+			return port
+		}
+	}
+	t.Fatalf("testutil: no free TCP port in %s's range %d-%d", p.r.Name, p.r.Base+512, p.r.Base+RangeSize-1)
+	return 0
+}
+
+// TCPAddr returns "127.0.0.1:PORT" with a free port from TCP.
+func (p *Ports) TCPAddr(t testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.TCP(t)))
+}
+
+// UDP returns n consecutive UDP server ports, first..last, which are free
+// with their client partners (port + UDPPartnerOffset) on 127.0.0.1 and ::1.
+func (p *Ports) UDP(t testing.TB, n int) (first, last int) {
+	t.Helper()
+	if n < 1 || n > 64 {
+		t.Fatalf("testutil: %d UDP ports asked for, want 1-64", n)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range 256 {
+		if p.nextUDP+n > 256 {
+			p.nextUDP = 0
+		}
+		first = p.r.Base + p.nextUDP
+		p.nextUDP += n
+		ok := true
+		for port := first; port < first+n && ok; port++ {
+			ok = udpFree(port) && udpFree(port+UDPPartnerOffset)
+		}
+		if ok {
+			return first, first + n - 1
+		}
+	}
+	t.Fatalf("testutil: no %d free UDP ports in %s's range %d-%d", n, p.r.Name, p.r.Base, p.r.Base+255)
+	return 0, 0
+}
+
+// UDPRange is UDP formatted as "first-last", the form of configurations.
+func (p *Ports) UDPRange(t testing.TB, n int) string {
+	first, last := p.UDP(t, n)
+	return fmt.Sprintf("%d-%d", first, last)
+}
+
+func tcpFree(port int) bool {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			if host == "::1" && !hasIPv6() {
+				continue
+			}
+			return false
+		}
+		ln.Close()
+	}
+	return true
+}
+
+func udpFree(port int) bool {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		c, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			if host == "::1" && !hasIPv6() {
+				continue
+			}
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+var hasIPv6 = sync.OnceValue(func() bool {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+})
