@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -693,6 +694,79 @@ func TestAttackChurn(t *testing.T) {
 		t.Errorf("%d of %d connects failed", failed, cycles)
 	}
 	waitIdle(t, srv)
+	settled(t, base)
+	stillServes(t, addr)
+}
+
+// stalledReader opens a TCP receive test from local and never reads.
+func stalledReader(addr, local string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b [4]byte
+	cmd := wire.Command{Proto: wire.TCP, Direction: wire.ServerSends, ConnCount: 1, TxSize: 32768}.Marshal()
+	if _, err := io.ReadFull(c, b[:]); err == nil {
+		c.Write(cmd[:])
+		_, err = io.ReadFull(c, b[:])
+	}
+	if err != nil || b[0] != 1 {
+		c.Close()
+		return nil, fmt.Errorf("no OK (% x): %v", b, err)
+	}
+	return c, nil
+}
+
+// TestAttackStalledReaders: 100 TCP tests from five addresses whose
+// clients never read all end as "stalled" within the progress timeout
+// plus 2 s, and free their slots.
+func TestAttackStalledReaders(t *testing.T) {
+	const timeout = 2 * time.Second
+	srv, addr, obs := attackServer(t, ServerConfig{ProgressTimeout: timeout, SocketBuffer: 128 << 10})
+	base := snapshot(t)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 100 {
+		var c net.Conn
+		var err error
+		for try := 0; try < 50; try++ { // the per-source rate lets ten a second through
+			if c, err = stalledReader(addr, fmt.Sprintf("127.0.0.%d", 1+i%5)); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("stalled reader %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	opened := time.Now()
+	if n, ended := srv.ActiveSessions(), obs.result("stalled"); n+ended < 100 {
+		t.Fatalf("only %d of 100 stalled sessions running, %d ended as stalled", n, ended)
+	}
+	for srv.ActiveSessions() > 0 {
+		if time.Since(opened) > timeout+2*time.Second {
+			t.Fatalf("%d stalled sessions still running %v after the last one opened (progress timeout %v)",
+				srv.ActiveSessions(), time.Since(opened).Round(time.Millisecond), timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("100 stalled readers: all ended %v after the last one opened (progress timeout %v); %d ended as stalled",
+		time.Since(opened).Round(time.Millisecond), timeout, obs.result("stalled"))
+	if n := obs.result("stalled"); n != 100 {
+		t.Fatalf("%d sessions ended as stalled, want 100", n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
 	settled(t, base)
 	stillServes(t, addr)
 }

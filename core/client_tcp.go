@@ -106,6 +106,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	}
 
 	win := newRateWindow(start)
+	watch := newTCPProgress(start, cfg.IdleTimeout, transmits, countRx, cfg.LocalTxSpeed, cfg.RemoteTxSpeed)
 	tick := time.NewTicker(cfg.Interval)
 loop:
 	for {
@@ -113,6 +114,10 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-tick.C:
+			if err := watch.check(now, sumCounters(tx), sumCounters(rx)); err != nil {
+				cancel(err)
+				break loop
+			}
 			win.remoteCPU = int(remoteCPU.Load())
 			st := win.next(now, sumCounters(tx), sumCounters(rx), 0, localCPU())
 			if cfg.OnInterval != nil {

@@ -598,6 +598,7 @@ type udpEngine struct {
 	keepShown bool         // someone reads shown (interval reports)
 	remoteCPU atomic.Int32
 	lastHeard atomic.Int64       // time since start of the peer's last status
+	heard     atomic.Uint64      // status messages taken in, for the progress timeout
 	scanner   wire.StatusScanner // Framed: status messages are all the control connection carries
 	onStatus  func(wire.Status)  // bound once
 	ctrlBytes paddedCounter
@@ -686,6 +687,7 @@ func (e *udpEngine) status(st wire.Status) {
 		return
 	}
 	e.lastHeard.Store(int64(now.Sub(e.start)))
+	e.heard.Add(1)
 	e.remoteCPU.Store(int32(st.CPU))
 	sent := e.txBytes()
 	bytes := e.gate.report(uint64(st.Bytes), sent, reportSlack)
@@ -789,6 +791,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		_, err := e.ctrl.Write(b[:])
 		return err
 	}
+	watch := newProgress(e.start, e.idle, "no status message from the peer")
 	lag := min(interval/2, 500*time.Millisecond)
 	report := func(now time.Time) {
 		lost := e.rxLost()
@@ -805,8 +808,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-statusTick.C:
-			if silent := now.Sub(e.start) - time.Duration(e.lastHeard.Load()); silent > e.idle {
-				cancel(fmt.Errorf("%w: no status message from the peer for %v", ErrTimeout, silent.Round(time.Millisecond)))
+			if err := watch.check(now, e.heard.Load()); err != nil {
+				cancel(err)
 				break loop
 			}
 			if err := sendStatus(now); err != nil {
