@@ -56,11 +56,6 @@ const (
 	DefaultGracePeriod = 10 * time.Second
 )
 
-// stopSlack is how long Stop waits beyond the grace period for sessions
-// to close after they were told to end (a client stuck in its handshake
-// holds its goroutine until the handshake deadline).
-const stopSlack = time.Second
-
 // App is a MikroTik Bandwidth Test (btest) server. RouterOS's
 // /tool bandwidth-test and other btest clients test TCP and UDP throughput
 // against it, with MD5 or EC-SRP5 authentication.
@@ -379,7 +374,8 @@ func (a *App) closeListeners() {
 
 // Stop closes the listeners at once and lets running tests go on for
 // grace_period, then ends them. When Caddy exits, Stop waits for that
-// (at most grace_period and a second); on a reload it returns at once and
+// (at most grace_period: the core's Shutdown then closes what is left,
+// handshakes included); on a reload it returns at once and
 // the tests finish in the background under this config.
 func (a *App) Stop() error {
 	a.stopping.Store(true)
@@ -390,7 +386,7 @@ func (a *App) Stop() error {
 			zap.Int("sessions", n), zap.Duration("grace_period", grace))
 	}
 	if caddy.Exiting() {
-		a.drain(grace)
+		<-a.drain(grace)
 		return nil
 	}
 	a.drainLater = true
@@ -402,31 +398,21 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// drain shuts the server down: it returns once the running tests ended,
-// by themselves or at the end of grace, or at most stopSlack later with
-// connections still closing (each bounded by its handshake deadline). The
-// channel it returns closes when every connection goroutine has finished.
+// drain shuts the server down. The channel it returns closes once the
+// running tests and handshakes ended, by themselves or at the end of
+// grace, when the core's Shutdown closes every connection left, and every
+// connection goroutine has finished.
 func (a *App) drain(grace time.Duration) <-chan struct{} {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	finished := make(chan struct{})
-	var shutdownErr error
 	go func() {
 		defer close(finished)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		shutdownErr = a.srv.Shutdown(ctx)
+		if err := a.srv.Shutdown(ctx); err != nil {
+			a.logger.Info("btest grace period over; ended running tests and handshakes", zap.Duration("grace_period", grace))
+		}
 		a.serving.Wait()
 	}()
-	t := time.NewTimer(grace + stopSlack)
-	defer t.Stop()
-	select {
-	case <-finished:
-		if shutdownErr != nil {
-			a.logger.Info("btest grace period over; ended running tests", zap.Duration("grace_period", grace))
-		}
-	case <-t.C:
-		a.logger.Warn("btest connections still closing after the grace period; not waiting for them",
-			zap.Int("sessions", a.srv.ActiveSessions()))
-	}
 	return finished
 }
 

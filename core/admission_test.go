@@ -1,9 +1,15 @@
 package core
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/btest-go/btest/core/wire"
 )
 
 // TestSourceGrouping: IPv4 addresses are their own source, IPv6 ones group
@@ -83,5 +89,35 @@ func TestRefusalLogLimit(t *testing.T) {
 	}
 	if ok, n := l.allow(RefusedHandshakes, now.Add(time.Second)); !ok || n != 5 {
 		t.Fatalf("a second later: logged %v, skipped %d; want true, 5", ok, n)
+	}
+}
+
+// TestShutdownClosesHandshakes: connections in their handshake (silent
+// after HELLO, or in the middle of MD5 authentication) are closed when
+// Shutdown's context ends, however long their handshake deadlines are,
+// and Shutdown returns promptly.
+func TestShutdownClosesHandshakes(t *testing.T) {
+	checkNoLeak(t)
+	srv, addr, _ := startServer(t, ServerConfig{HandshakeTimeout: time.Minute, CommandTimeout: time.Minute,
+		Auth: AuthMD5, Users: []User{{Name: "u", Password: "p"}}}, "tcp", "127.0.0.1:0")
+	silent := dialRaw(t, addr)
+	half := dialRaw(t, addr)
+	cmd := wire.Command{Proto: wire.TCP, Direction: wire.ServerSends, ConnCount: 1, TxSize: 32768}.Marshal()
+	half.Write(cmd[:])
+	var ch [20]byte
+	if _, err := io.ReadFull(half, ch[:]); err != nil {
+		t.Fatalf("no md5 challenge: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's error", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Shutdown took %v with a 300 ms context and two handshakes pending", el)
+	}
+	for _, c := range []net.Conn{silent, half} {
+		expectClosed(t, c, nil, time.Second)
 	}
 }
