@@ -770,3 +770,5 @@ func TestAttackStalledReaders(t *testing.T) {
 	settled(t, base)
 	stillServes(t, addr)
 }
+
+func dialTimeout(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 2*time.Second) }
