@@ -709,7 +709,7 @@ func stalledReader(addr, local string) (net.Conn, error) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	var b [4]byte
 	cmd := wire.Command{Proto: wire.TCP, Direction: wire.ServerSends, ConnCount: 1, TxSize: 32768}.Marshal()
-	if _, err := io.ReadFull(c, b[:]); err == nil {
+	if _, err = io.ReadFull(c, b[:]); err == nil {
 		c.Write(cmd[:])
 		_, err = io.ReadFull(c, b[:])
 	}
