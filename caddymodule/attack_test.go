@@ -47,7 +47,7 @@ func TestCaddyAttacks(t *testing.T) {
 		}
 		t.Fatalf("after %s: goroutines %d (idle %d), fds %d (idle %d)", what, now.goroutines, idle.goroutines, now.fds, idle.fds)
 	}
-	flood := 3 * time.Second
+	flood := 2 * time.Second
 	if os.Getenv("BTEST_ATTACK_LONG") != "" {
 		flood = 30 * time.Second
 	}
