@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-short bench fuzz lint tools clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-short bench fuzz lint tools clean
 
 all: build
 
@@ -28,9 +28,17 @@ run: caddy
 	./$(BIN)/caddy run --config examples/Caddyfile --adapter caddyfile
 
 # The whole suite, fuzz seed corpora included (they run as ordinary tests).
-test:
-	$(GO) test -race -count=1 -timeout 45m ./...
+# It first installs the outside parts the end-to-end tests drive (InfluxDB,
+# a slim Telegraf, ...; idempotent and cached), then requires them:
+# BTEST_E2E=1 turns a missing part into a failure instead of a skip.
+test: test-deps
+	BTEST_E2E=1 $(GO) test -race -count=1 -timeout 45m ./...
 
+test-deps:
+	bash scripts/install-test-deps.sh
+
+# A quick loop for development: no installs, end-to-end tests skip when
+# their parts are missing, long tests shortened.
 test-short:
 	$(GO) test -short -count=1 ./...
 
@@ -38,6 +46,7 @@ test-short:
 bench: btest
 	@command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
 	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest
+	$(GO) test -run '^$$' -bench 'UDPStability' -benchtime 1x ./core
 
 # Every fuzz target for FUZZTIME each.
 fuzz:

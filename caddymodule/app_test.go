@@ -90,7 +90,7 @@ func TestProvisionGood(t *testing.T) {
 // SO_REUSEPORT, so no second socket could bind it) and validates a config
 // that listens there.
 func TestValidateDoesNotBind(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

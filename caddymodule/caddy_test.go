@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 var caddyBuild struct {
@@ -73,22 +73,7 @@ func caddyBinary(t *testing.T) string {
 }
 
 // syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.Buffer
 
 // caddyProc is a running Caddy.
 type caddyProc struct {
@@ -271,23 +256,9 @@ func (p *caddyProc) stop() {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// udpRange picks a random range of 16 UDP data ports so tests running at
-// the same time rarely meet; it and its client ports (+256) stay below
-// Linux's ephemeral ports (32768 and up).
-func udpRange() string {
-	first := 20000 + 16*rand.N(700)
-	return fmt.Sprintf("%d-%d", first, first+15)
-}
+// testPorts keeps this package's Caddy instances apart from every other
+// test's servers, a make run's and the kernel's ephemeral ports.
+var testPorts = testutil.NewPorts(testutil.RangeCaddy)
 
 // ports are one test's loopback addresses.
 type ports struct {
@@ -297,10 +268,10 @@ type ports struct {
 
 func newPorts(t *testing.T) ports {
 	return ports{
-		admin: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		btest: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		http:  "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		udp:   udpRange(),
+		admin: testPorts.TCPAddr(t),
+		btest: testPorts.TCPAddr(t),
+		http:  testPorts.TCPAddr(t),
+		udp:   testPorts.UDPRange(t, 16),
 	}
 }
 
@@ -358,6 +329,7 @@ func runClient(t *testing.T, cfg core.ClientConfig) core.Summary {
 // from the environment: TCP, UDP and authenticated tests, the website,
 // /metrics and the session logs.
 func TestCaddyExample(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../examples/Caddyfile")
 	if err != nil {
 		t.Fatal(err)
@@ -469,6 +441,7 @@ func TestCaddyExample(t *testing.T) {
 // TestCaddyExampleJSON runs examples/caddy.json (on test ports) with the
 // default credentials.
 func TestCaddyExampleJSON(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../examples/caddy.json")
 	if err != nil {
 		t.Fatal(err)
@@ -496,6 +469,7 @@ func TestCaddyExampleJSON(t *testing.T) {
 // reload does not wait for them, and the next tests get the new config
 // (new password, new rate cap).
 func TestCaddyReload(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	oldCfg := pt.caddyfile("auth md5", "user u p1", "max_tx_rate 40M", "grace_period 30s")
 	newCfg := pt.caddyfile("auth md5", "user u p2", "max_tx_rate 8M", "grace_period 30s")
@@ -599,6 +573,7 @@ func mbps(rates []float64) []float64 {
 // TestCaddyStop: `caddy stop` lets a running test go on for grace_period,
 // then ends it, and Caddy exits within grace_period (and a margin).
 func TestCaddyStop(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	const grace = 2 * time.Second
 	p := startCaddy(t, pt.caddyfile("auth none", "grace_period 2s"), "caddyfile", pt.admin, nil, pt.btest)
@@ -668,6 +643,7 @@ func expectClosed(t *testing.T, c net.Conn, d time.Duration) {
 // Caddy-hosted server: it refuses the same way and counts each reason, and
 // Caddy's website keeps answering while a client floods the btest port.
 func TestCaddyHostile(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	p := startCaddy(t, pt.caddyfile("auth md5", "user u p", "max_connections 10", "max_sessions_per_ip 2",
 		"deny 127.0.0.9", "handshake_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
@@ -791,6 +767,7 @@ func TestCaddyHostile(t *testing.T) {
 // validate` checks a config without binding its listeners (the port is
 // held by a socket without SO_REUSEPORT, so binding it would fail).
 func TestCaddyCommands(t *testing.T) {
+	t.Parallel()
 	bin := caddyBinary(t)
 	out, err := exec.Command(bin, "list-modules").CombinedOutput()
 	if err != nil {
@@ -800,7 +777,7 @@ func TestCaddyCommands(t *testing.T) {
 		t.Fatalf("list-modules does not show btest:\n%s", out)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
