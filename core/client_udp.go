@@ -46,6 +46,9 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		idle:     cfg.IdleTimeout,
 		drain:    udpClientDrain,
 		endCause: serverEnded,
+		log:      cfg.Logger,
+
+		maxStatusRate: cfg.MaxStatusRate,
 	}
 	sending := cfg.Direction != Receive
 	payload := udpPayloadSize(cfg.LocalUDPTxSize, hdr)

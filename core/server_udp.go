@@ -109,6 +109,9 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		waitPeer: true,
 		endCause: endCause,
 		features: uc.Features(),
+		log:      s.log.With("id", ss.info.ID, "remote", ss.info.Remote.String()),
+
+		maxStatusRate: s.cfg.MaxStatusRate,
 	}
 	batch := 2 // only the client's NAT probe is expected
 	if dir.ServerReceivesData() {

@@ -61,6 +61,11 @@ type Summary struct {
 	LocalCPU, RemoteCPU int
 	// Intervals holds the number of interval reports made.
 	Intervals int
+	// Anomalies counts what the peer sent that was not believed: status
+	// reports of more bytes than were sent (clamped), status messages
+	// beyond the protocol's rate (dropped), a flooded control connection,
+	// UDP sequence jumps too large to be loss (resynchronised).
+	Anomalies uint64
 }
 
 // paddedCounter is a byte counter on its own cache line, so the counters

@@ -1,10 +1,12 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net"
@@ -117,6 +119,13 @@ const lossWindow = 1024
 // taken as a restarted sender instead of a very late datagram.
 const lossResync = 1 << 24
 
+// lossJump is the largest forward jump of sequence numbers taken as
+// datagrams lost in a row: a million datagrams, more than a second of
+// 10 Gbit/s at 1500 bytes. A larger jump is a sender that restarted (or
+// lies): the tracker resynchronises to it instead of counting up to 2^31
+// datagrams lost at once.
+const lossJump = 1 << 20
+
 // lossTracker counts lost datagrams of one source from their sequence
 // numbers. A bitmap remembers which of the last lossWindow numbers arrived;
 // a number counts as lost only when it leaves that window unseen, so
@@ -127,6 +136,7 @@ type lossTracker struct {
 	started bool
 	seen    [lossWindow / 64]uint64 // bit s%lossWindow: s in (hi-lossWindow, hi] arrived
 	lost    uint64
+	resyncs uint64 // jumps too far to be loss, either way
 }
 
 // see records one sequence number and returns how many datagrams it shows
@@ -146,18 +156,26 @@ func (t *lossTracker) see(seq uint32) uint64 {
 		return 0
 	}
 	if d < 1<<31 {
+		if d >= lossJump {
+			return t.resync(seq)
+		}
 		return t.advance(seq, d)
 	}
 	back := t.hi - seq
 	if back >= lossWindow {
 		if back >= lossResync {
-			*t = lossTracker{lost: t.lost}
-			return t.see(seq)
+			return t.resync(seq)
 		}
 		return 0 // too late: already counted lost, and never subtracted
 	}
 	t.seen[seq/64%(lossWindow/64)] |= 1 << (seq % 64)
 	return 0
+}
+
+// resync starts over at seq, keeping the loss counted so far.
+func (t *lossTracker) resync(seq uint32) uint64 {
+	*t = lossTracker{lost: t.lost, resyncs: t.resyncs + 1}
+	return t.see(seq)
 }
 
 func (t *lossTracker) advance(seq, d uint32) uint64 {
@@ -663,6 +681,16 @@ func (u *udpRx) tracker(src netip.AddrPort) *lossTracker {
 	return t
 }
 
+// resyncs counts the sequence jumps that made a source's tracker start
+// over. Call it after run returned.
+func (u *udpRx) resyncs() uint64 {
+	var n uint64
+	for _, t := range u.sources {
+		n += t.resyncs
+	}
+	return n
+}
+
 // totalLost is the final loss count, the datagrams still missing inside
 // each source's window included. Call it after run returned.
 func (u *udpRx) totalLost() uint64 {
@@ -705,13 +733,30 @@ type udpEngine struct {
 	// arriving a little early or late would land in the wrong interval,
 	// showing 0 and then twice the rate.
 	shownMu   sync.Mutex
-	shown     []reportMark
+	shown     []reportMark // at most maxShownMarks
+	keepShown bool         // someone reads shown (interval reports)
 	remoteCPU atomic.Int32
 	lastHeard atomic.Int64       // time since start of the peer's last status
+	heard     atomic.Uint64      // status messages taken in, for the progress timeout
 	scanner   wire.StatusScanner // Framed: status messages are all the control connection carries
 	onStatus  func(wire.Status)  // bound once
 	ctrlBytes paddedCounter
+	// gate bounds the control connection's status messages and clamps
+	// what they report; maxStatusRate configures it (0: the default).
+	gate          statusGate
+	maxStatusRate int
+	// log, when set, is told once about a peer's anomalies.
+	log *slog.Logger
 }
+
+// maxShownMarks bounds the report marks kept between two interval reports:
+// a few seconds of honoured status messages. When full, the newest mark
+// replaces the last one (the latest total is what counts).
+const maxShownMarks = 4 * statusHonoured
+
+// reportSlack is how far (bytes) a report may run ahead of what we sent
+// before it counts as an anomaly; it is clamped regardless.
+const reportSlack = 64 << 10
 
 func (e *udpEngine) txBytes() uint64 {
 	var n uint64
@@ -781,18 +826,57 @@ func (e *udpEngine) reportedBefore(t time.Time) uint64 {
 
 // status handles a status message from the peer: it is proof of life, the
 // peer's CPU, the far end of our tx rate, and the input of rate control.
+//
+// Only statusHonoured messages a second are taken in, and the bytes one
+// reports are clamped so the peer can never claim more than we sent.
 func (e *udpEngine) status(st wire.Status) {
 	now := time.Now()
+	if !e.gate.honour(now) {
+		e.warnAnomaly("status messages beyond the protocol's rate dropped")
+		return
+	}
 	e.lastHeard.Store(int64(now.Sub(e.start)))
+	e.heard.Add(1)
 	e.remoteCPU.Store(int32(st.CPU))
-	total := e.reported.Add(uint64(st.Bytes))
-	e.shownMu.Lock()
-	e.shown = append(e.shown, reportMark{now, total})
-	e.shownMu.Unlock()
+	sent := e.txBytes()
+	bytes := e.gate.report(uint64(st.Bytes), sent, reportSlack)
+	if bytes != uint64(st.Bytes) {
+		e.warnAnomaly("status message reported more bytes than were sent; clamped",
+			"reported", st.Bytes, "believed", bytes)
+	}
+	total := e.reported.Add(bytes)
+	if e.keepShown {
+		e.shownMu.Lock()
+		if len(e.shown) < maxShownMarks {
+			e.shown = append(e.shown, reportMark{now, total})
+		} else {
+			e.shown[len(e.shown)-1] = reportMark{now, total}
+		}
+		e.shownMu.Unlock()
+	}
 	if e.rc != nil {
-		e.pacer.SetRate(e.rc.report(now, st.Bytes, e.txBytes()))
+		e.pacer.SetRate(e.rc.report(now, uint32(bytes), sent))
 		e.starting.Store(e.rc.starting())
 	}
+}
+
+// warnAnomaly logs the first anomaly of a test; later ones are only
+// counted.
+func (e *udpEngine) warnAnomaly(msg string, args ...any) {
+	if e.log != nil && e.gate.warnOnce() {
+		e.log.Warn("btest peer anomaly: "+msg, args...)
+	}
+}
+
+// scanControl reads one chunk of the control connection: a flood ends the
+// test, the rest goes to the status scanner.
+func (e *udpEngine) scanControl(b []byte) error {
+	if err := e.gate.bytes(time.Now(), len(b)); err != nil {
+		e.gate.anomalies.Add(1)
+		return err
+	}
+	e.scanner.Scan(b, e.onStatus)
+	return nil
 }
 
 // run moves data until ctx ends, then stops the senders at once, lets the
@@ -805,9 +889,16 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	}
 	e.scanner.Framed = true
 	e.onStatus = e.status
-	scan := func(b []byte) { e.scanner.Scan(b, e.onStatus) }
+	e.gate = newStatusGate(cmp.Or(e.maxStatusRate, DefaultMaxStatusRate))
+	if e.rc != nil && e.rc.limit == 0 && len(e.tx) > 0 {
+		// Our unlimited sender marks its datagrams, and our receiver
+		// answers with a report every udpFastStatus: honour that many
+		// (still a constant cost per message, and a bound).
+		e.gate.allowFast()
+	}
+	e.keepShown = onInterval != nil
 	var ctrlWG, rxWG, txWG sync.WaitGroup
-	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, scan))) })
+	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, e.scanControl, ctrlReadBuf))) })
 	early := &udpEarly{kick: make(chan struct{}, 1), ours: make(chan struct{})}
 	for _, r := range e.rx {
 		r.early = early
@@ -863,6 +954,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		_, err := e.ctrl.Write(b[:])
 		return err
 	}
+	watch := newProgress(e.start, e.idle, "no status message from the peer")
 	lag := min(interval/2, 500*time.Millisecond)
 	report := func(now time.Time) {
 		lost := e.rxLost()
@@ -881,8 +973,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-statusTick.C:
-			if silent := now.Sub(e.start) - time.Duration(e.lastHeard.Load()); silent > e.idle {
-				cancel(fmt.Errorf("%w: no status message from the peer for %v", ErrTimeout, silent.Round(time.Millisecond)))
+			if err := watch.check(now, e.heard.Load()); err != nil {
+				cancel(err)
 				break loop
 			}
 			if fastC == nil {
@@ -944,8 +1036,10 @@ loop:
 		sum.TxBps = bps(sum.TxBytes, last)
 	}
 	sum.LostPackets = 0
+	sum.Anomalies = e.gate.anomalies.Load()
 	for _, r := range e.rx {
 		sum.LostPackets += r.totalLost()
+		sum.Anomalies += r.resyncs()
 	}
 	sum.StartupLostPackets = min(e.rxStartLost(), sum.LostPackets)
 	sum.TxPackets, sum.RxPackets = e.txPackets(), e.rxPackets()
