@@ -218,6 +218,9 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision applies defaults, resolves placeholders, parses every field and
 // sets up the btest server. It binds no socket.
 func (a *App) Provision(ctx caddy.Context) error {
+	if err := a.checkNumbers(); err != nil {
+		return err
+	}
 	a.ctx = ctx
 	a.logger = ctx.Logger()
 	a.setDefaults()
@@ -372,6 +375,13 @@ func (a *App) Validate() error {
 			return fmt.Errorf("listen address %s: network %q is not tcp, tcp4 or tcp6", na, na.Network)
 		}
 	}
+	return a.checkNumbers()
+}
+
+// checkNumbers rejects negative limits and timeouts with the config's own
+// field names. Provision runs it before it makes the server, whose own
+// check would name them in Go.
+func (a *App) checkNumbers() error {
 	switch {
 	case a.MaxSessions < 0:
 		return fmt.Errorf("max_sessions %d is negative", a.MaxSessions)

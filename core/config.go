@@ -235,9 +235,13 @@ func (c *ServerConfig) validate() error {
 	if c.SourcePrefixV4 > 32 || c.SourcePrefixV6 > 128 {
 		return fmt.Errorf("btest server: source prefix /%d (IPv4, at most 32) or /%d (IPv6, at most 128) too long", c.SourcePrefixV4, c.SourcePrefixV6)
 	}
-	for _, d := range []time.Duration{c.HandshakeTimeout, c.CommandTimeout, c.ProgressTimeout, c.UDPIdleTimeout, c.JoinTimeout} {
-		if d < 0 {
-			return fmt.Errorf("btest server: negative timeout %v", d)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"HandshakeTimeout", c.HandshakeTimeout}, {"CommandTimeout", c.CommandTimeout}, {"ProgressTimeout", c.ProgressTimeout},
+		{"UDPIdleTimeout", c.UDPIdleTimeout}, {"JoinTimeout", c.JoinTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("btest server: %s %v is negative", d.name, d.v)
 		}
 	}
 	if c.Auth != AuthNone && len(c.Users) == 0 {
