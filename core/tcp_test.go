@@ -163,19 +163,22 @@ func TestTCPMatrix(t *testing.T) {
 					}
 					srv, addr, rec := startServer(t, cfg, "tcp", "127.0.0.1:0")
 					var intervals []IntervalStats
-					// The server's first status goes a second after its
-					// test starts, which is after the last JOIN: a test
-					// that needs one runs long enough for it to arrive
-					// on a loaded machine too.
-					d := 1500 * time.Millisecond
-					if dir != Receive {
-						d = 2500 * time.Millisecond
-					}
-					sum, err := RunClient(context.Background(), ClientConfig{
+					// The test runs 1.5 s, and on until the server's first
+					// status arrived where one is due (it goes a second
+					// after the server's test starts, after the last JOIN,
+					// which a loaded machine delays), at most 10 s.
+					ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+					defer stop()
+					sum, err := RunClient(ctx, ClientConfig{
 						Address: addr, Direction: dir, Connections: n,
-						Duration: d, User: a.user, Password: a.pw,
-						Interval:   500 * time.Millisecond,
-						OnInterval: func(s IntervalStats) { intervals = append(intervals, s) },
+						User: a.user, Password: a.pw,
+						Interval: 500 * time.Millisecond,
+						OnInterval: func(s IntervalStats) {
+							intervals = append(intervals, s)
+							if s.Elapsed >= 1500*time.Millisecond && (dir == Receive || s.RemoteCPU >= 0) {
+								stop()
+							}
+						},
 					})
 					if a.wantError != nil {
 						if !errors.Is(err, a.wantError) {
