@@ -27,7 +27,9 @@ func (p *progress) check(now time.Time, v uint64) error {
 		p.value, p.last = v, now
 		return nil
 	}
-	if silent := now.Sub(p.last); p.timeout > 0 && silent > p.timeout {
+	// Checked once a tick: ">=" ends a stall at the first tick at or past
+	// the timeout, not a tick later.
+	if silent := now.Sub(p.last); p.timeout > 0 && silent >= p.timeout {
 		return fmt.Errorf("%w: %s for %v", ErrStalled, p.what, silent.Round(time.Millisecond))
 	}
 	return nil

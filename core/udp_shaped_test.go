@@ -30,7 +30,7 @@ import (
 // test binary (TestUDPShapedPeer), which reports what its side counted and
 // the most its sender sent in any 100 ms window.
 //
-// `make test` runs four 6 s cases; BTEST_SHAPED_FULL=1 runs the whole
+// `make test` runs three 6 s cases; BTEST_SHAPED_FULL=1 runs the whole
 // matrix: 10, 100 and 1000 Mbit/s, every direction, 1 and 3 streams, 10 s.
 
 // shapedPort is the control port of the server in its namespace, the UDP
@@ -249,12 +249,13 @@ func shapedCases() []shapedCase {
 			// datagrams at 100 Mbit/s) stays well under 1%.
 			{100e6, Receive, 1, 6 * time.Second, 0},
 			{100e6, Transmit, 3, 6 * time.Second, 0},
-			// Both directions at once are in the full matrix only:
-			// with the lab's peers starved of CPU (a loaded 2-core
-			// machine) their 100 ms peak still passes 2x at times,
-			// which is open work (see the README, Reading UDP loss).
+			// Both directions at once, and 1% random loss, are in the
+			// full matrix only. With the lab's peers starved of CPU
+			// (a loaded 2-core machine) the 100 ms peak of `both`
+			// still passes 2x at times, which is open work; and where
+			// the kernel has no netem, the relay that stands in for
+			// it drops more than its 1% when it is starved itself.
 			{10e6, Receive, 1, 6 * time.Second, 0},
-			{100e6, Transmit, 1, 6 * time.Second, 1},
 		}
 	}
 	var cs []shapedCase

@@ -157,11 +157,21 @@ func TestUDPMatrix(t *testing.T) {
 						checkNoLeak(t)
 						capt := captureUDP(t, mode.opt, nil)
 						_, addr, obs := startUDPServer(t, ServerConfig{}, fam.listen)
-						sum, err := RunClient(context.Background(), ClientConfig{
+						// Both sides send a status a second after their
+						// start: run 1.5 s, and on until the server's has
+						// arrived (a loaded machine delays it), at most 10 s.
+						ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+						defer stop()
+						sum, err := RunClient(ctx, ClientConfig{
 							Address: addr, UDP: true, Direction: dir, Connections: streams, Random: random,
 							UDPTxSize: txSize, LocalUDPTxSize: localSize,
 							LocalTxSpeed: mode.rate, RemoteTxSpeed: mode.rate,
-							Duration: 1200 * time.Millisecond,
+							Interval: 250 * time.Millisecond,
+							OnInterval: func(s IntervalStats) {
+								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 {
+									stop()
+								}
+							},
 						})
 						if err != nil {
 							t.Fatalf("client: %v", err)
