@@ -49,6 +49,7 @@ IPERF3    ?= iperf3
 bench: btest
 	@test "$(IPERF3)" != iperf3 || command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
 	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest -iperf3 $(IPERF3)
+	$(GO) test -run '^$$' -bench 'UDPStability' -benchtime 1x ./core
 
 # Every fuzz target for FUZZTIME each.
 fuzz:

@@ -25,6 +25,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/dashboard"
 )
 
 func init() {
@@ -136,6 +137,8 @@ type App struct {
 	addrs        []caddy.NetworkAddress
 	srv          *core.Server
 	releasePorts func()
+	dash         *dashboard.State // shared across reloads, see sharedDashboard
+	releaseDash  func()
 
 	listeners []net.Listener
 	serving   sync.WaitGroup
@@ -223,7 +226,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	cfg.Observer = newObserver().hooks()
+	if a.dash, a.releaseDash, err = sharedDashboard(); err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	cfg.Observer = core.JoinObservers(newObserver().hooks(), a.dash.Observer())
 	// The core logs one line per session start and end through slog; this
 	// handler turns them into zap lines of the app's logger.
 	cfg.Logger = ctx.Slogger()
@@ -434,6 +440,9 @@ func (a *App) drain(grace time.Duration) <-chan struct{} {
 // started) and the reference to the shared UDP port pool (unless a
 // background drain still needs it and gives it back itself).
 func (a *App) Cleanup() error {
+	if a.releaseDash != nil {
+		a.releaseDash()
+	}
 	if a.drainLater {
 		return nil
 	}

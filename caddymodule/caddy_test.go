@@ -329,6 +329,7 @@ func runClient(t *testing.T, cfg core.ClientConfig) core.Summary {
 // from the environment: TCP, UDP and authenticated tests, the website,
 // /metrics and the session logs.
 func TestCaddyExample(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../examples/Caddyfile")
 	if err != nil {
 		t.Fatal(err)
@@ -440,6 +441,7 @@ func TestCaddyExample(t *testing.T) {
 // TestCaddyExampleJSON runs examples/caddy.json (on test ports) with the
 // default credentials.
 func TestCaddyExampleJSON(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("../examples/caddy.json")
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +469,7 @@ func TestCaddyExampleJSON(t *testing.T) {
 // reload does not wait for them, and the next tests get the new config
 // (new password, new rate cap).
 func TestCaddyReload(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	oldCfg := pt.caddyfile("auth md5", "user u p1", "max_tx_rate 40M", "grace_period 30s")
 	newCfg := pt.caddyfile("auth md5", "user u p2", "max_tx_rate 8M", "grace_period 30s")
@@ -570,6 +573,7 @@ func mbps(rates []float64) []float64 {
 // TestCaddyStop: `caddy stop` lets a running test go on for grace_period,
 // then ends it, and Caddy exits within grace_period (and a margin).
 func TestCaddyStop(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	const grace = 2 * time.Second
 	p := startCaddy(t, pt.caddyfile("auth none", "grace_period 2s"), "caddyfile", pt.admin, nil, pt.btest)
@@ -639,6 +643,7 @@ func expectClosed(t *testing.T, c net.Conn, d time.Duration) {
 // Caddy-hosted server: it refuses the same way and counts each reason, and
 // Caddy's website keeps answering while a client floods the btest port.
 func TestCaddyHostile(t *testing.T) {
+	t.Parallel()
 	pt := newPorts(t)
 	p := startCaddy(t, pt.caddyfile("auth md5", "user u p", "max_connections 10", "max_sessions_per_ip 2",
 		"deny 127.0.0.9", "handshake_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
@@ -762,6 +767,7 @@ func TestCaddyHostile(t *testing.T) {
 // validate` checks a config without binding its listeners (the port is
 // held by a socket without SO_REUSEPORT, so binding it would fail).
 func TestCaddyCommands(t *testing.T) {
+	t.Parallel()
 	bin := caddyBinary(t)
 	out, err := exec.Command(bin, "list-modules").CombinedOutput()
 	if err != nil {

@@ -55,7 +55,7 @@ func (r *recorder) observer() *Observer {
 		SessionEnded: r.SessionEnded, Refused: r.Refused}
 }
 
-func (r *recorder) waitEnded(t *testing.T) (Summary, error) {
+func (r *recorder) waitEnded(t testing.TB) (Summary, error) {
 	t.Helper()
 	select {
 	case <-r.endedCh:
@@ -73,11 +73,11 @@ func (r *recorder) refusalList() []RefusalReason {
 	return append([]RefusalReason(nil), r.refusals...)
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
@@ -119,7 +119,7 @@ var corePorts = testutil.NewPorts(testutil.RangeCore)
 
 // listenAddr turns "127.0.0.1:0" or "[::1]:0" into an address with a port
 // of this package's range.
-func listenAddr(t *testing.T, addr string) string {
+func listenAddr(t testing.TB, addr string) string {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port != "0" {
@@ -130,7 +130,7 @@ func listenAddr(t *testing.T, addr string) string {
 
 // withTestPorts gives a server config UDP data ports of this package's
 // range unless the test chose its own.
-func withTestPorts(t *testing.T, cfg ServerConfig) ServerConfig {
+func withTestPorts(t testing.TB, cfg ServerConfig) ServerConfig {
 	t.Helper()
 	if cfg.UDPPorts == nil && cfg.UDPPortFirst == 0 {
 		cfg.UDPPortFirst, cfg.UDPPortLast = corePorts.UDP(t, 8)

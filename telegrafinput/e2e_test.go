@@ -66,6 +66,7 @@ func findTelegraf() (string, error) {
 }
 
 func TestEndToEndTelegrafInfluxDB(t *testing.T) {
+	t.Parallel()
 	telegraf, terr := findTelegraf()
 	influxd, ierr := exec.LookPath("influxd")
 	var missing []string

@@ -80,6 +80,7 @@ func testTarget(t *testing.T, body string) *Target {
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2025, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	tcp := testTarget(t, `address = "router.example.net"`)
 	udp := testTarget(t, "address = \"[2001:db8::1]:2001\"\nprotocol = \"udp\"\ndirection = \"both\"\nudp_tx_size = 1000")
@@ -215,6 +216,7 @@ func comparePoint(t *testing.T, got, want point) {
 }
 
 func TestEncodeIntervalPoints(t *testing.T) {
+	t.Parallel()
 	start := time.Unix(1700000000, 5)
 	udp := testTarget(t, "address = \"192.0.2.1\"\nprotocol = \"udp\"")
 	o := Outcome{Target: udp, Start: start, Summary: core.Summary{Connections: 1, Duration: 2 * time.Second,
@@ -253,6 +255,7 @@ func TestEncodeIntervalPoints(t *testing.T) {
 // TestEncodeKeepsGoodLines shows that a point that cannot be encoded is
 // left out whole and the next one is still written.
 func TestEncodeKeepsGoodLines(t *testing.T) {
+	t.Parallel()
 	good := testTarget(t, `address = "192.0.2.1"`)
 	bad := *good
 	bad.Tags = map[string]string{"bad\ntag": "x"} // Parse rejects this; Encode must survive it anyway
@@ -270,6 +273,7 @@ func TestEncodeKeepsGoodLines(t *testing.T) {
 }
 
 func TestResultCodesAreStable(t *testing.T) {
+	t.Parallel()
 	// Dashboards and alerts hold these numbers: changing one is a break.
 	want := map[Result]string{
 		0: "success", 1: "timeout", 2: "connection_failed", 3: "auth_failed", 4: "refused",

@@ -103,6 +103,7 @@ func (p *program) exit(t *testing.T) int {
 func (p *program) lines() int { return strings.Count(p.stdout.String(), "\n") }
 
 func TestMainStdinRounds(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	p := startProgram(t, "-config", writeConfig(t, addr, "", 300*time.Millisecond))
 	io.WriteString(p.stdin, "\n")
@@ -148,6 +149,7 @@ func TestMainStdinRounds(t *testing.T) {
 // TestMainStopMidTest: stdin EOF (Telegraf stopping) and a signal (ctx)
 // each end a long test at once, exit 0, and write no partial point.
 func TestMainStopMidTest(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	conf := writeConfig(t, addr, "", time.Minute)
 	for _, how := range []string{"stdin EOF", "signal"} {
@@ -181,6 +183,7 @@ func TestMainStopMidTest(t *testing.T) {
 }
 
 func TestMainInterval(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	p := startProgram(t, "-config", writeConfig(t, addr, `interval = "400ms"`, 200*time.Millisecond))
 	// In interval mode stdin lines are not triggers.
@@ -197,6 +200,7 @@ func TestMainInterval(t *testing.T) {
 }
 
 func TestMainOnce(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	var out, errs syncBuffer
 	code := Main(context.Background(), []string{"-once", "-config", writeConfig(t, addr, "", 200*time.Millisecond)},
@@ -210,6 +214,7 @@ func TestMainOnce(t *testing.T) {
 }
 
 func TestMainUsageAndConfigErrors(t *testing.T) {
+	t.Parallel()
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	os.WriteFile(bad, []byte("[[targets]]\naddress = \"192.0.2.1\"\nprotocol = \"icmp\"\n"), 0o600)
 	tests := []struct {
@@ -239,6 +244,7 @@ func TestMainUsageAndConfigErrors(t *testing.T) {
 // TestMainExtraTriggers: SIGHUP/SIGUSR1/SIGUSR2 (the extra channel)
 // trigger rounds like stdin lines do.
 func TestMainExtraTriggers(t *testing.T) {
+	t.Parallel()
 	addr := startServer(t)
 	pr, pw := io.Pipe()
 	defer pw.Close()

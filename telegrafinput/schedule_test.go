@@ -70,6 +70,7 @@ func (f *fakeTests) run(ctx context.Context, cc core.ClientConfig) (core.Summary
 }
 
 func TestTriggerCollapses(t *testing.T) {
+	t.Parallel()
 	trig := NewTrigger()
 	if !trig.Fire() {
 		t.Fatal("first Fire did not queue a round")
@@ -94,6 +95,7 @@ func TestTriggerCollapses(t *testing.T) {
 // runs: they become exactly one more round, which starts only after the
 // first has finished.
 func TestServeCollapsesAndNeverOverlaps(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, "concurrency = 2", 2)
 	f := &fakeTests{release: make(chan struct{})}
 	out, errs := &syncBuffer{}, &syncBuffer{}
@@ -136,6 +138,7 @@ func TestServeCollapsesAndNeverOverlaps(t *testing.T) {
 }
 
 func TestRoundConcurrencyAndOrder(t *testing.T) {
+	t.Parallel()
 	for _, conc := range []int{1, 3} {
 		t.Run(fmt.Sprint(conc), func(t *testing.T) {
 			cfg := testConfig(t, fmt.Sprintf("concurrency = %d", conc), 7)
@@ -171,6 +174,7 @@ func TestRoundConcurrencyAndOrder(t *testing.T) {
 // with what it measured, and the tests that could not start, as
 // budget_exceeded.
 func TestRoundBudget(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, "round_timeout = \"150ms\"", 3)
 	f := &fakeTests{release: make(chan struct{})}
 	out, errs := &syncBuffer{}, &syncBuffer{}
@@ -206,6 +210,7 @@ func TestRoundBudget(t *testing.T) {
 // finished tests are written and the interrupted one is not (its numbers
 // would be partial).
 func TestRoundStopLeavesOutInterrupted(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, "", 2)
 	f := &fakeTests{release: make(chan struct{})}
 	out, errs := &syncBuffer{}, &syncBuffer{}
@@ -233,6 +238,7 @@ func TestRoundStopLeavesOutInterrupted(t *testing.T) {
 // TestRoundFailuresAreData: every failure kind gives a point and a
 // warning, never an error from Round.
 func TestRoundFailuresAreData(t *testing.T) {
+	t.Parallel()
 	errsByHost := map[string]error{
 		"192.0.2.1:2000": fmt.Errorf("%w: bad password", core.ErrAuthFailed),
 		"192.0.2.2:2000": fmt.Errorf("%w: busy", core.ErrRefused),
@@ -269,6 +275,7 @@ func TestRoundFailuresAreData(t *testing.T) {
 }
 
 func TestRoundJitterStops(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, "start_jitter = \"1h\"", 1)
 	out := &syncBuffer{}
 	r := &Runner{Config: cfg, Out: out, Log: NewLogger(&syncBuffer{}), RunTest: (&fakeTests{}).run}
@@ -287,6 +294,7 @@ func TestRoundJitterStops(t *testing.T) {
 }
 
 func TestTick(t *testing.T) {
+	t.Parallel()
 	trig := NewTrigger()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -303,6 +311,7 @@ func TestTick(t *testing.T) {
 }
 
 func TestLoggerOneLinePerMessage(t *testing.T) {
+	t.Parallel()
 	var b syncBuffer
 	l := NewLogger(&b)
 	l.Warnf("two\nlines\r\n")

@@ -130,6 +130,7 @@ func (p *proc) wait(t *testing.T) int {
 // TestStopsMidTest: stdin EOF, SIGTERM and SIGINT each stop a running
 // minute-long test at once, with exit code 0 and no partial output.
 func TestStopsMidTest(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"EOF", "SIGTERM", "SIGINT"} {
 		t.Run(how, func(t *testing.T) {
 			p := start(t, time.Minute)
@@ -159,6 +160,7 @@ func TestStopsMidTest(t *testing.T) {
 // TestSignalTriggers: with signal = "SIGHUP", "SIGUSR1" or "SIGUSR2" in
 // inputs.execd, each signal is a round, not the end of the program.
 func TestSignalTriggers(t *testing.T) {
+	t.Parallel()
 	p := start(t, 200*time.Millisecond)
 	for i, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
 		p.cmd.Process.Signal(sig)
@@ -176,6 +178,7 @@ func TestSignalTriggers(t *testing.T) {
 }
 
 func TestBadConfigExits1(t *testing.T) {
+	t.Parallel()
 	conf := filepath.Join(t.TempDir(), "btest.conf")
 	os.WriteFile(conf, []byte("[[targets]]\naddress = \"192.0.2.1\"\nconnection_count = 300\n"), 0o600)
 	out, err := exec.Command(binary, "-config", conf).CombinedOutput()

@@ -45,6 +45,7 @@ type options struct {
 	allow, deny       []string
 	socketBuffer      int
 	debugAddr         string
+	dashboard         string
 	udpIdleTimeout    time.Duration
 	maxTxRateBits     uint64
 	udpFirst, udpLast int
@@ -141,6 +142,7 @@ func newCLI(o *options) *cli {
 	fs.StringVar(&o.udpPorts, "udp-ports", fmt.Sprintf("%d-%d", core.DefaultUDPPortFirst, core.DefaultUDPPortLast), "UDP data port range `FIRST-LAST`")
 	fs.StringSliceVar(&o.allow, "allow", nil, "admit only clients in this `CIDR` (repeatable)")
 	fs.StringSliceVar(&o.deny, "deny", nil, "refuse clients in this `CIDR` (repeatable)")
+	fs.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on `ADDR` (a bare port: 127.0.0.1; asks for -a/-p when the server has them)")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve pprof and expvar on this `ADDR` (keep it on loopback)")
 
 	fs = c.group("Authentication")

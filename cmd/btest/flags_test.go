@@ -20,6 +20,7 @@ var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help
 // single-dash long forms that earlier versions took, and checks the option
 // each one sets.
 func TestFlagSpellings(t *testing.T) {
+	t.Parallel()
 	type check func(*options) bool
 	cases := []struct {
 		args []string
@@ -130,6 +131,8 @@ func TestFlagSpellings(t *testing.T) {
 		}},
 		{[]string{"-s", "--debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "-debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
+		{[]string{"-s", "--dashboard", "127.0.0.1:8081"}, func(o *options) bool { return o.dashboard == "127.0.0.1:8081" }},
+		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "8081" }},
 		{[]string{"-s", "--log-format", "json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-log-format=json"}, func(o *options) bool { return o.logFormat == "json" }},
 	}
@@ -148,6 +151,7 @@ func TestFlagSpellings(t *testing.T) {
 // TestEveryFlagHasASpellingTest keeps TestFlagSpellings complete: a new
 // flag must be added there, in its GNU and its single-dash form.
 func TestEveryFlagHasASpellingTest(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("flags_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +171,7 @@ func TestEveryFlagHasASpellingTest(t *testing.T) {
 
 // TestUsageErrors: bad usage exits 2 and names what was wrong.
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		want string
@@ -206,6 +211,7 @@ func TestUsageErrors(t *testing.T) {
 // TestHelp: --help is grouped, ends with examples, exits 0, and is what
 // the README shows.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"--help"}, &out, &errOut); code != 0 {
 		t.Fatalf("--help exit %d: %s", code, errOut.String())

@@ -46,6 +46,7 @@ func startCLIServer(t *testing.T, args ...string) (string, *testutil.Buffer) {
 }
 
 func TestClientServerJSON(t *testing.T) {
+	t.Parallel()
 	addr, logs := startCLIServer(t, "-a", "admin", "-p", "secret", "--ecsrp5")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"-c", addr, "-t", "-r", "-n", "4", "-d", "2", "--json", "-a", "admin", "-p", "secret"}, &out, &errOut)
@@ -83,6 +84,7 @@ func TestClientServerJSON(t *testing.T) {
 }
 
 func TestWrongPasswordExitCode(t *testing.T) {
+	t.Parallel()
 	addr, _ := startCLIServer(t, "-a", "admin", "-p", "secret")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin", "-p", "nope"}, &out, &errOut)
@@ -101,6 +103,7 @@ func TestPasswordFromEnv(t *testing.T) {
 }
 
 func TestLiveLines(t *testing.T) {
+	t.Parallel()
 	addr, _ := startCLIServer(t)
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"-c", addr, "-r", "-d", "2.2", "-b", "20M"}, &out, &errOut); code != 0 {
@@ -116,6 +119,7 @@ func TestLiveLines(t *testing.T) {
 }
 
 func TestVerifierCommand(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"verifier", "-a", "admin", "-p", "pw"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -136,6 +140,7 @@ func TestVerifierCommand(t *testing.T) {
 }
 
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{},
 		{"-s", "-c", "x"},
@@ -154,6 +159,7 @@ func TestFlagErrors(t *testing.T) {
 }
 
 func TestClientConfigMapping(t *testing.T) {
+	t.Parallel()
 	o, err := parseFlags([]string{"-c", "::1", "-P", "2100", "-t", "-r", "-n", "20", "-b", "1.5G", "--remote-tx-speed", "10M", "-d", "30", "--random"}, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)
@@ -167,3 +173,7 @@ func TestClientConfigMapping(t *testing.T) {
 		t.Fatalf("config %+v", cfg)
 	}
 }
+
+// TestMain fails the run when a test leaves goroutines behind: the tests
+// run in parallel, so the check is made once, at the end.
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }

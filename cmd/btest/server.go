@@ -13,6 +13,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/dashboard"
 )
 
 // shutdownGrace is how long running tests may go on after SIGINT/SIGTERM.
@@ -87,9 +88,27 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var dashAddr string
+	var dash *dashboard.State
+	if o.dashboard != "" {
+		if dashAddr, err = dashboardAddr(o.dashboard); err != nil {
+			return err
+		}
+		dash = dashboard.New()
+		defer dash.Close()
+		cfg.Observer = core.JoinObservers(cfg.Observer, dash.Observer())
+	}
 	srv, err := core.NewServer(cfg)
 	if err != nil {
 		return err
+	}
+	if dash != nil {
+		hs, err := startDashboard(dashAddr, dash, srv, cfg.Users, log)
+		if err != nil {
+			return err
+		}
+		// Close, not Shutdown: event streams never end by themselves.
+		defer hs.Close()
 	}
 	addrs := o.listen
 	if len(addrs) == 0 {
