@@ -28,7 +28,7 @@ func verifiers(users []User) (map[string]ecsrp5.Verifier, error) {
 	return m, nil
 }
 
-// authECSRP5 runs the server side of EC-SRP5 (PROTOCOL.md 4.3) under one
+// authECSRP5 runs the server side of EC-SRP5 (docs/protocol.md, §7) under one
 // deadline for the whole exchange. On a bad proof it sends nothing more and
 // closes, as RouterOS does.
 func (s *Server) authECSRP5(c net.Conn) (string, error) {

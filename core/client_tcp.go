@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,8 +56,40 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	var remoteCPU atomic.Int32
 	remoteCPU.Store(-1)
 	// Alone on the stream in a transmit test; interleaved with data in both.
-	scanner := statusWatch{sc: wire.StatusScanner{Framed: cfg.Direction == Transmit}, cpu: &remoteCPU}
-	scan := scanner.scan
+	framed := cfg.Direction == Transmit
+	scanner := wire.StatusScanner{Framed: framed}
+	gate := newStatusGate(0)
+	if framed {
+		gate = newStatusGate(cmp.Or(cfg.MaxStatusRate, DefaultMaxStatusRate))
+	}
+	var due statusDue // interleaved: when to look for the next one
+	found := false
+	onStatus := func(s wire.Status) {
+		found = true
+		if gate.honour(time.Now()) {
+			remoteCPU.Store(int32(s.CPU))
+		}
+	}
+	scan := func(b []byte) error {
+		now := time.Now()
+		if err := gate.bytes(now, len(b)); err != nil {
+			gate.anomalies.Add(1)
+			return err
+		}
+		if !framed && !due.now(now) {
+			return nil
+		}
+		found = false
+		scanner.Scan(b, onStatus)
+		if found {
+			due.seen(now)
+		}
+		return nil
+	}
+	rb := readBuf{pool: &smallBufs, grow: true}
+	if framed {
+		rb = ctrlReadBuf // nothing but status messages arrive
+	}
 	var pacer *pacing.Pacer
 	if cfg.LocalTxSpeed > 0 {
 		pacer = pacing.New(cfg.LocalTxSpeed, pacerBurst)
@@ -71,11 +104,11 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 		if !countRx {
 			counter = &junk
 		}
-		var sc func([]byte)
+		var sc func([]byte) error
 		if i == 0 && cfg.Direction != Receive {
 			sc = scan
 		}
-		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc))) })
+		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc, rb))) })
 		if transmits {
 			wg.Go(func() {
 				cancel(serverEnded(writeLoop(ctx, c, &tx[i], payload, size, DefaultTCPTxSize, pacer, nil)))
@@ -84,6 +117,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	}
 
 	win := newRateWindow(start)
+	watch := newTCPProgress(start, cfg.IdleTimeout, transmits, countRx, cfg.LocalTxSpeed, cfg.RemoteTxSpeed)
 	tick := time.NewTicker(cfg.Interval)
 loop:
 	for {
@@ -91,6 +125,10 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-tick.C:
+			if err := watch.check(now, sumCounters(tx), sumCounters(rx)); err != nil {
+				cancel(err)
+				break loop
+			}
 			win.remoteCPU = int(remoteCPU.Load())
 			st := win.next(now, sumCounters(tx), sumCounters(rx), 0, localCPU())
 			if cfg.OnInterval != nil {
@@ -105,50 +143,28 @@ loop:
 	win.remoteCPU = int(remoteCPU.Load())
 	sum := win.summary(end, sumCounters(tx), sumCounters(rx))
 	sum.Connections = len(conns)
+	sum.Anomalies = gate.anomalies.Load()
 	return sum, clientEndError(parent, cause)
 }
 
-// statusLull is how long after one status message the client starts to
-// look for the next: the server sends one a second, so a scan of every
-// byte between them would be a second pass over all received data for
-// nothing. Earlier than a second leaves room for jitter; a frame missed
+// statusLull is how long after one interleaved status message the client
+// starts to look for the next: the server sends one a second, so searching
+// every byte between them would be a second pass over all received data
+// for nothing. Less than a second leaves room for jitter; a message missed
 // because it came early is caught a second later (see docs/protocol.md,
 // status frames in TCP tests).
 const statusLull = 900 * time.Millisecond
 
-// statusWatch finds the server's status messages in the received stream
-// and keeps the last CPU load it reported. In a `both` test the messages
-// are interleaved with data; looking for them only while one is due keeps
-// the search to about a tenth of the bytes received instead of all of them.
-type statusWatch struct {
-	sc    wire.StatusScanner
-	cpu   *atomic.Int32
-	after time.Time // no search before this
-	found bool
-}
+// statusDue says when a status message interleaved with data is due: the
+// search runs only from statusLull after the last one found, about a
+// tenth of the bytes received instead of all of them.
+type statusDue struct{ after time.Time }
 
-// scan looks at one received chunk; it runs on the connection's reader.
-func (w *statusWatch) scan(b []byte) {
-	if w.sc.Framed {
-		// Nothing but status messages: every byte is one.
-		w.sc.Scan(b, w.take)
-		return
-	}
-	now := time.Now()
-	if now.Before(w.after) {
-		return
-	}
-	w.found = false
-	w.sc.Scan(b, w.take)
-	if w.found {
-		w.after = now.Add(statusLull)
-	}
-}
+// now reports whether the search should run at t.
+func (d *statusDue) now(t time.Time) bool { return !t.Before(d.after) }
 
-func (w *statusWatch) take(s wire.Status) {
-	w.cpu.Store(int32(s.CPU))
-	w.found = true
-}
+// seen records a message found at t.
+func (d *statusDue) seen(t time.Time) { d.after = t.Add(statusLull) }
 
 // errServerClosed marks a test the server ended.
 var errServerClosed = errors.New("the server closed the connection")

@@ -47,8 +47,8 @@ func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 }
 
 // ParsePortRange parses a UDP port range "first-last" or a single port
-// "first". The client side of every port (port + 256, see docs/protocol.md,
-// UDP ports) must be a valid port too.
+// "first". The client side of every port (port + 256, see docs/protocol.md, §11.1
+// Ports) must be a valid port too.
 func ParsePortRange(s string) (first, last int, err error) {
 	lo, hi, found := strings.Cut(s, "-")
 	if !found {

@@ -19,7 +19,7 @@ const pacerBurst = 50 * time.Millisecond
 
 // runTCP moves data on every connection of a TCP test until the client
 // closes one of them or ctx ends. Status messages go on the primary
-// connection once per second when the server receives (PROTOCOL.md 5.2):
+// connection once per second when the server receives (docs/protocol.md, §10.2):
 // alone on the idle direction in a transmit test, interleaved with data on
 // block boundaries in a `both` test.
 func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseFunc, conns []net.Conn) (Summary, error) {
@@ -47,7 +47,7 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	for i, c := range conns {
 		tuneTCP(c, s.cfg.SocketBuffer)
 		wg.Go(func() {
-			cancel(endCause(readLoop(c, &rx[i], nil)))
+			cancel(endCause(readLoop(c, &rx[i], nil, s.readBuf)))
 		})
 		if dir.ServerTransmits() {
 			var status *atomic.Pointer[wire.Status]
@@ -61,6 +61,8 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	}
 
 	win := newRateWindow(ss.info.Started)
+	watch := newTCPProgress(ss.info.Started, s.cfg.ProgressTimeout, dir.ServerTransmits(), dir.ServerReceivesData(),
+		ss.info.TxRate, ss.info.LocalTxSpeed)
 	tick := time.NewTicker(time.Second)
 	var seq uint32
 	var lastRx uint64
@@ -71,6 +73,10 @@ loop:
 			break loop
 		case now := <-tick.C:
 			txTotal, rxTotal := sumCounters(tx), sumCounters(rx)
+			if err := watch.check(now, txTotal, rxTotal); err != nil {
+				cancel(err)
+				break loop
+			}
 			cpu := localCPU()
 			st := win.next(now, txTotal, rxTotal, 0, cpu)
 			if dir.ServerReceivesData() {

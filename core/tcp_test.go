@@ -86,7 +86,9 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 	t.Helper()
 	rec := newRecorder()
 	cfg = withTestPorts(t, cfg)
-	cfg.Observer = rec.observer()
+	if cfg.Observer == nil {
+		cfg.Observer = rec.observer()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -161,9 +163,17 @@ func TestTCPMatrix(t *testing.T) {
 					}
 					srv, addr, rec := startServer(t, cfg, "tcp", "127.0.0.1:0")
 					var intervals []IntervalStats
+					// The server's first status goes a second after its
+					// test starts, which is after the last JOIN: a test
+					// that needs one runs long enough for it to arrive
+					// on a loaded machine too.
+					d := 1500 * time.Millisecond
+					if dir != Receive {
+						d = 2500 * time.Millisecond
+					}
 					sum, err := RunClient(context.Background(), ClientConfig{
 						Address: addr, Direction: dir, Connections: n,
-						Duration: 1500 * time.Millisecond, User: a.user, Password: a.pw,
+						Duration: d, User: a.user, Password: a.pw,
 						Interval:   500 * time.Millisecond,
 						OnInterval: func(s IntervalStats) { intervals = append(intervals, s) },
 					})

@@ -1,6 +1,6 @@
 // Package ecsrp5 implements MikroTik EC-SRP5, the password authentication a
 // btest server running RouterOS 6.43 or later asks for by answering the
-// command with 03 00 00 00 (PROTOCOL.md sections 4.3 and 4.4). Both roles are
+// command with 03 00 00 00 (docs/protocol.md, §7). Both roles are
 // provided: Client and Server run the whole four-message exchange on an
 // io.ReadWriter; Verifier is what a server stores instead of a password.
 //

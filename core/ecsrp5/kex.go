@@ -8,7 +8,7 @@ import (
 	"filippo.io/edwards25519"
 )
 
-// This file holds the arithmetic of both roles (PROTOCOL.md section 4.4.7),
+// This file holds the arithmetic of both roles (docs/protocol.md, §7.5),
 // one step per message, without I/O, so that tests can check every
 // intermediate value. Client and Server add the framing and the errors a
 // caller sees.

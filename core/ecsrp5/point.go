@@ -86,8 +86,8 @@ func encodePoint(p *edwards25519.Point) (enc [PointSize]byte, ok bool) {
 	return enc, identity == 0
 }
 
-// decodePoint parses a 33-byte wire point: lift_x(u, parity) of PROTOCOL.md
-// section 4.4.4, made strict. u must be canonical (below p), the parity byte 0
+// decodePoint parses a 33-byte wire point (docs/protocol.md, §7.2 Curve and
+// point encoding), made strict. u must be canonical (below p), the parity byte 0
 // or 1, the point on the curve and not of small order. Honest peers only send
 // such points; accepting others would let a peer choose among encodings of
 // one point (changing j) or force the shared point into a tiny subgroup.

@@ -15,7 +15,7 @@ import (
 // SHA-256 and one square root, about 3 µs.
 const redp1MinCandidates = 32
 
-// redp1 is MikroTik's hash-to-curve (PROTOCOL.md section 4.4.5):
+// redp1 is MikroTik's hash-to-curve (docs/protocol.md, §7.3 Hash to curve: redp1):
 //
 //	s ← SHA-256(x32)
 //	loop: t ← SHA-256(s); if lift_x(t mod p, parity) exists return it; s ← s + 1

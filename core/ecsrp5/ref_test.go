@@ -7,8 +7,9 @@ import (
 )
 
 // An independent reference implementation with math/big: affine short
-// Weierstrass arithmetic y² = x³ + a·x + b, written straight from PROTOCOL.md
-// section 4.4, to cross-check the Edwards-based code on arbitrary inputs.
+// Weierstrass arithmetic y² = x³ + a·x + b, written straight from the formulas
+// of docs/protocol.md, §7 EC-SRP5 authentication, to cross-check the
+// Edwards-based code on arbitrary inputs.
 
 func bigHex(s string) *big.Int {
 	n, ok := new(big.Int).SetString(s, 16)

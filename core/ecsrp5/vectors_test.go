@@ -14,8 +14,8 @@ import (
 	"filippo.io/edwards25519"
 )
 
-// The known-answer vectors of testdata/ecsrp5.json (a copy of
-// shared/testvectors/ecsrp5.json): seven cases computed by the Python
+// The known-answer vectors of testdata/ecsrp5.json (see docs/protocol.md, §17.3
+// Known-answer files): seven cases computed by the Python
 // reference and re-checked with btest-rs. Every field is checked here.
 
 type vecPoint struct {
@@ -238,7 +238,7 @@ func TestVectorCurve(t *testing.T) {
 	cv := f.Curve
 	if bigHex(cv.P).Cmp(refP) != 0 || bigHex(cv.R).Cmp(refR) != 0 || bigHex(cv.WA).Cmp(refA) != 0 ||
 		bigHex(cv.WB).Cmp(refB) != 0 || bigHex(cv.AOver3).Cmp(refA3) != 0 {
-		t.Fatal("curve constants differ from PROTOCOL.md")
+		t.Fatal("curve constants differ from docs/protocol.md, §7.2")
 	}
 	if cv.A != 486662 || cv.B != 1 || cv.Cofactor != 8 {
 		t.Fatal("Montgomery constants differ")
@@ -504,7 +504,7 @@ func TestVectorStoredParity(t *testing.T) {
 	}
 }
 
-// TestProtocolVector is PROTOCOL.md section 13.3.
+// TestProtocolVector is the worked example of docs/protocol.md, §17.2.
 func TestProtocolVector(t *testing.T) {
 	sa := [32]byte(bytes.Repeat([]byte{0x11}, 32))
 	sb := [32]byte(bytes.Repeat([]byte{0x22}, 32))

@@ -24,7 +24,7 @@ type Verifier struct {
 }
 
 // DeriveVerifier computes the verifier of user and password for salt
-// (PROTOCOL.md section 4.4.6). Usernames and passwords are hashed as their
+// (docs/protocol.md, §7.4). Usernames and passwords are hashed as their
 // raw (UTF-8) bytes.
 func DeriveVerifier(user, password string, salt [SaltSize]byte) Verifier {
 	i := verifierScalar(user, password, &salt)
@@ -78,7 +78,7 @@ func verifierScalar(user, password string, salt *[SaltSize]byte) [32]byte {
 
 // point returns Γ lifted with the stored parity. The parity matters: a
 // server that lifts with a fixed parity rejects correct clients for about
-// half of all salts (PROTOCOL.md section 4.4.7, subtlety 1).
+// half of all salts (docs/protocol.md, §7.5 Key exchange).
 func (v Verifier) point() (*edwards25519.Point, error) {
 	enc := v.encoded()
 	return decodePoint(&enc)

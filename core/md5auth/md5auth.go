@@ -1,6 +1,6 @@
 // Package md5auth implements the legacy btest MD5 challenge-response used by
 // RouterOS before 6.43 and still answered by every RouterOS client
-// (PROTOCOL.md section 4.2).
+// (docs/protocol.md, §6 MD5 authentication).
 //
 //	server → client   02 00 00 00 || challenge[16]
 //	client → server   MD5(pw || MD5(pw || challenge)) || username[32]

@@ -11,7 +11,7 @@ import (
 const maxSeqJump = 64
 
 // StatusScanner finds status messages interleaved, without any framing, in a
-// TCP data stream (a server's stream in a `both` test, PROTOCOL.md 5.2).
+// TCP data stream (a server's stream in a `both` test, docs/protocol.md, §10.3).
 //
 // It locates candidates with bytes.IndexByte (vectorised) instead of looking
 // at every byte in Go, and accepts a candidate only when its reserved bytes

@@ -5,7 +5,7 @@
 //
 // Every type marshals into a fixed-size array and unmarshals from a byte
 // slice without allocating, and every parser has a fuzz target. Byte layouts
-// follow PROTOCOL.md sections 2-7: the command and the status message are
+// follow docs/protocol.md, §3 to §9: the command and the status message are
 // little-endian, the UDP port is big-endian.
 package wire
 
@@ -205,7 +205,7 @@ func (r Result) Marshal() [ResultSize]byte {
 }
 
 // Unmarshal decodes a result word. Only byte 0 decides the kind; bytes 1-2
-// are read as the token for OK words (PROTOCOL.md section 4).
+// are read as the token for OK words (docs/protocol.md, §5.1 Result words).
 func (r *Result) Unmarshal(b []byte) error {
 	if len(b) != ResultSize {
 		return fmt.Errorf("%w: result word is %d bytes, want %d", ErrMalformed, len(b), ResultSize)

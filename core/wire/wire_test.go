@@ -17,7 +17,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Commands captured from RouterOS clients (PROTOCOL.md 3.3).
+// Commands captured from RouterOS clients (docs/protocol.md, §4.1 Layout).
 var commandCaptures = []struct {
 	hex  string
 	want Command
@@ -69,7 +69,7 @@ func TestCommandRejects(t *testing.T) {
 }
 
 func TestFramingVectors(t *testing.T) {
-	// PROTOCOL.md 13.2.
+	// docs/protocol.md, §17.1 Framing examples.
 	c := Command{Proto: TCP, Direction: Both, ConnCount: 20, TxSize: 32768}
 	if m := c.Marshal(); !bytes.Equal(m[:], unhex(t, "01 03 01 14 00 80 00 00 00 00 00 00 00 00 00 00")) {
 		t.Errorf("command % x", m)

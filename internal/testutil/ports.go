@@ -12,7 +12,7 @@ import (
 )
 
 // UDPPartnerOffset is how far above a server's UDP port the client's
-// socket sits (docs/protocol.md, UDP ports): a UDP test needs both free.
+// socket sits (docs/protocol.md, §11.1 Ports): a UDP test needs both free.
 const UDPPartnerOffset = 256
 
 // Range is a package's private block of 1024 ports: the first 256 are UDP
