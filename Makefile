@@ -43,9 +43,12 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # Our engine beside iperf3 on loopback, same run; prints ratios.
+# IPERF3=/path/to/iperf3 compares with another iperf3 (3.20+ adds --gsro to
+# the UDP GSO/GRO cases); the default is Debian's, installed when missing.
+IPERF3    ?= iperf3
 bench: btest
-	@command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
-	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest
+	@test "$(IPERF3)" != iperf3 || command -v iperf3 >/dev/null || (apt-get update -qq && apt-get install -y -qq iperf3)
+	$(GO) run ./cmd/btest-bench -btest ./$(BIN)/btest -iperf3 $(IPERF3)
 	$(GO) test -run '^$$' -bench 'UDPStability' -benchtime 1x ./core
 
 # Every fuzz target for FUZZTIME each.

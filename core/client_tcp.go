@@ -62,17 +62,28 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	if framed {
 		gate = newStatusGate(cmp.Or(cfg.MaxStatusRate, DefaultMaxStatusRate))
 	}
+	var due statusDue // interleaved: when to look for the next one
+	found := false
 	onStatus := func(s wire.Status) {
+		found = true
 		if gate.honour(time.Now()) {
 			remoteCPU.Store(int32(s.CPU))
 		}
 	}
 	scan := func(b []byte) error {
-		if err := gate.bytes(time.Now(), len(b)); err != nil {
+		now := time.Now()
+		if err := gate.bytes(now, len(b)); err != nil {
 			gate.anomalies.Add(1)
 			return err
 		}
+		if !framed && !due.now(now) {
+			return nil
+		}
+		found = false
 		scanner.Scan(b, onStatus)
+		if found {
+			due.seen(now)
+		}
 		return nil
 	}
 	rb := readBuf{pool: &smallBufs, grow: true}
@@ -135,6 +146,25 @@ loop:
 	sum.Anomalies = gate.anomalies.Load()
 	return sum, clientEndError(parent, cause)
 }
+
+// statusLull is how long after one interleaved status message the client
+// starts to look for the next: the server sends one a second, so searching
+// every byte between them would be a second pass over all received data
+// for nothing. Less than a second leaves room for jitter; a message missed
+// because it came early is caught a second later (see docs/protocol.md,
+// status frames in TCP tests).
+const statusLull = 900 * time.Millisecond
+
+// statusDue says when a status message interleaved with data is due: the
+// search runs only from statusLull after the last one found, about a
+// tenth of the bytes received instead of all of them.
+type statusDue struct{ after time.Time }
+
+// now reports whether the search should run at t.
+func (d *statusDue) now(t time.Time) bool { return !t.Before(d.after) }
+
+// seen records a message found at t.
+func (d *statusDue) seen(t time.Time) { d.after = t.Add(statusLull) }
 
 // errServerClosed marks a test the server ended.
 var errServerClosed = errors.New("the server closed the connection")

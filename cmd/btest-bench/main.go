@@ -2,7 +2,12 @@
 // loopback, in the same run, and prints throughput, machine-wide CPU cost
 // and the ratio ours/iperf3 per case (medians of several runs).
 //
-//	go run ./cmd/btest-bench -btest ./bin/btest [-duration 10s] [-runs 3] [-only REGEXP]
+//	go run ./cmd/btest-bench -btest ./bin/btest [-iperf3 PATH] [-duration 10s] [-runs 3] [-only REGEXP]
+//
+// -iperf3 names the iperf3 binary to compare with (default: iperf3 on PATH,
+// Debian's 3.12). From iperf3 3.20 on, the UDP cases where both our sides
+// use GSO and GRO run iperf3 with --gsro too; the header says which version
+// was measured.
 //
 // It is a benchmark, not a test: it never fails on a slow result. CPU cost is
 // read from /proc/stat because loopback receive work runs in softirq context
@@ -26,6 +31,7 @@ import (
 type env struct {
 	btest     string // our binary
 	btestAddr string // our server, host:port
+	iperf     iperf3 // the iperf3 compared with
 	iperfPort int    // iperf3 server port on 127.0.0.1
 	duration  time.Duration
 }
@@ -75,6 +81,7 @@ func main() {
 	var only string
 	var scale bool
 	flag.StringVar(&e.btest, "btest", "./bin/btest", "path of the btest binary")
+	flag.StringVar(&e.iperf.path, "iperf3", "iperf3", "path of the iperf3 binary to compare with")
 	flag.DurationVar(&e.duration, "duration", 10*time.Second, "length of each run")
 	flag.IntVar(&runs, "runs", 3, "runs per case (the median is reported)")
 	flag.StringVar(&only, "only", "", "run only cases matching this regexp")
@@ -85,6 +92,9 @@ func main() {
 		fatal(err)
 	}
 	ctx := context.Background()
+	if err := e.iperf.probe(ctx); err != nil {
+		fatal(err)
+	}
 
 	srv, addr, err := startOurServer(ctx, e.btest)
 	if err != nil {
@@ -92,7 +102,7 @@ func main() {
 	}
 	defer srv.stop()
 	e.btestAddr = addr
-	iperf, port, err := startIperfServer(ctx)
+	iperf, port, err := startIperfServer(ctx, e.iperf.path)
 	if err != nil {
 		fatal(err)
 	}
@@ -100,8 +110,9 @@ func main() {
 	e.iperfPort = port
 
 	host, _ := os.Hostname()
-	fmt.Printf("btest-bench %s on %s (%d CPUs), %v per run, median of %d\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04"), host, numCPU(), e.duration, runs)
+	fmt.Printf("btest-bench %s on %s (%d CPUs, load average %s), %v per run, median of %d\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), host, numCPU(), loadAvg(), e.duration, runs)
+	fmt.Printf("against iperf3 %s (%s)%s\n\n", e.iperf.version, e.iperf.path, e.iperf.gsroNote())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tours Gbit/s\tiperf3 Gbit/s\tratio\ttarget\tours CPU s/GB\tiperf3 CPU s/GB\tours kpps\tours loss %\tiperf3 kpps\tiperf3 loss %\t")
 	for _, c := range cases {
@@ -198,6 +209,20 @@ func startProcess(ctx context.Context, name string, args ...string) (*process, e
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	return &process{cmd}, nil
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load average, to read the
+// figures by: on a shared machine only the ratios of one run compare.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func numCPU() int {

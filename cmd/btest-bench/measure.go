@@ -78,12 +78,12 @@ func startOurServer(ctx context.Context, bin string, extra ...string) (*process,
 	return p, addr, nil
 }
 
-func startIperfServer(ctx context.Context) (*process, int, error) {
+func startIperfServer(ctx context.Context, bin string) (*process, int, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := startProcess(ctx, "iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
+	p, err := startProcess(ctx, bin, "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -149,7 +149,7 @@ func runIperf(ctx context.Context, e *env, args ...string) (iperfResult, float64
 	secs := strconv.Itoa(int(e.duration.Seconds()))
 	full := append([]string{"-c", "127.0.0.1", "-p", strconv.Itoa(e.iperfPort), "-J", "-t", secs}, args...)
 	cpu0 := busyCPU()
-	out, err := exec.CommandContext(ctx, "iperf3", full...).Output()
+	out, err := exec.CommandContext(ctx, e.iperf.path, full...).Output()
 	cpu := busyCPU() - cpu0
 	var r iperfResult
 	json.Unmarshal(out, &r)

@@ -17,13 +17,13 @@ func init() {
 				Name:   fmt.Sprintf("tcp receive x%d", n),
 				Ours:   oursTCP(append([]string{"-r"}, nArgs...)...),
 				Iperf:  iperfTCP(append([]string{"-R"}, iperfP...)...),
-				Target: 1.0,
+				Target: 1.3,
 			},
 			benchCase{
 				Name:   fmt.Sprintf("tcp transmit x%d", n),
 				Ours:   oursTCP(append([]string{"-t"}, nArgs...)...),
 				Iperf:  iperfTCP(iperfP...),
-				Target: 1.0,
+				Target: 1.3,
 			},
 			benchCase{
 				Name:   fmt.Sprintf("tcp both x%d", n),

@@ -15,13 +15,14 @@ import (
 
 // UDP cases: our pair, unlimited, in each direction at tx_size 1500 and
 // 9000, with GSO and GRO, against a receiver without GRO, and without GSO,
-// beside iperf3 -u -b 0 -l 1472 (the same IP packet size as tx_size 1500).
+// beside iperf3 -u -b 0 in the same direction (-R, --bidir) with the same IP
+// packet size (-l 1472 for tx_size 1500). Where both our sides use GSO and
+// GRO and iperf3 has them (3.20+), iperf3 runs with --gsro as well.
 // Throughput is goodput: UDP payload the receiving side counted, as iperf3
 // reports it. Loss is over the whole run, the first second (our senders
 // start at line rate) included. Each of our runs gets a server of its own,
 // so a variant can switch a feature off in the server's environment.
 func init() {
-	iperf := iperfUDP("-u", "-b", "0", "-l", "1472")
 	for _, c := range []struct {
 		name      string
 		args      []string
@@ -30,21 +31,22 @@ func init() {
 		cliEnv    []string
 		target    float64
 		direction string
+		gsro      bool // GSO and GRO on both our sides
 	}{
-		{"udp receive 1500", []string{"-r"}, 1500, nil, nil, 8, "receive"},
-		{"udp transmit 1500", []string{"-t"}, 1500, nil, nil, 8, "transmit"},
-		{"udp both 1500", []string{"-t", "-r"}, 1500, nil, nil, 0, "both"},
-		{"udp receive 1500, rx without GRO", []string{"-r"}, 1500, nil, []string{"BTEST_UDP_NO_GRO=1"}, 2, "receive"},
-		{"udp transmit 1500, rx without GRO", []string{"-t"}, 1500, []string{"BTEST_UDP_NO_GRO=1"}, nil, 2, "transmit"},
-		{"udp receive 1500, no GSO", []string{"-r"}, 1500, []string{"BTEST_UDP_NO_GSO=1"}, nil, 1, "receive"},
-		{"udp transmit 1500, no GSO", []string{"-t"}, 1500, nil, []string{"BTEST_UDP_NO_GSO=1"}, 1, "transmit"},
-		{"udp receive 9000", []string{"-r"}, 9000, nil, nil, 0, "receive"},
-		{"udp transmit 9000", []string{"-t"}, 9000, nil, nil, 0, "transmit"},
+		{"udp receive 1500", []string{"-r"}, 1500, nil, nil, 1.5, "receive", true},
+		{"udp transmit 1500", []string{"-t"}, 1500, nil, nil, 1.5, "transmit", true},
+		{"udp both 1500", []string{"-t", "-r"}, 1500, nil, nil, 1.5, "both", true},
+		{"udp receive 1500, rx without GRO", []string{"-r"}, 1500, nil, []string{"BTEST_UDP_NO_GRO=1"}, 1.1, "receive", false},
+		{"udp transmit 1500, rx without GRO", []string{"-t"}, 1500, []string{"BTEST_UDP_NO_GRO=1"}, nil, 1.1, "transmit", false},
+		{"udp receive 1500, no GSO", []string{"-r"}, 1500, []string{"BTEST_UDP_NO_GSO=1"}, nil, 1.1, "receive", false},
+		{"udp transmit 1500, no GSO", []string{"-t"}, 1500, nil, []string{"BTEST_UDP_NO_GSO=1"}, 1.1, "transmit", false},
+		{"udp receive 9000", []string{"-r"}, 9000, nil, nil, 0, "receive", true},
+		{"udp transmit 9000", []string{"-t"}, 9000, nil, nil, 0, "transmit", true},
 	} {
 		register(benchCase{
 			Name:   c.name,
 			Ours:   oursUDP(c.direction, c.size, c.srvEnv, c.cliEnv, c.args...),
-			Iperf:  iperf,
+			Iperf:  iperfUDP(c.direction, c.size, c.gsro),
 			Target: c.target,
 			UDP:    true,
 		})
@@ -139,9 +141,21 @@ func oursUDP(direction string, size int, srvEnv, cliEnv []string, args ...string
 	}
 }
 
-// iperfUDP runs iperf3 in UDP mode; goodput is what its receiver got.
-func iperfUDP(args ...string) func(context.Context, *env) (measure, error) {
+// iperfUDP runs iperf3 unlimited in UDP mode, in our case's direction with
+// the same IP packet size; goodput is what its receivers got. gsro adds
+// --gsro when the iperf3 compared with has it.
+func iperfUDP(direction string, size int, gsro bool) func(context.Context, *env) (measure, error) {
 	return func(ctx context.Context, e *env) (measure, error) {
+		args := []string{"-u", "-b", "0", "-l", strconv.Itoa(size - 28)}
+		switch direction {
+		case "receive":
+			args = append(args, "-R")
+		case "both":
+			args = append(args, "--bidir")
+		}
+		if gsro && e.iperf.gsro {
+			args = append(args, "--gsro")
+		}
 		r, cpu, err := runIperf(ctx, e, args...)
 		if err != nil {
 			return measure{}, err
@@ -150,9 +164,13 @@ func iperfUDP(args ...string) func(context.Context, *env) (measure, error) {
 		if s.Seconds == 0 { // iperf3 before 3.11 has only "sum"
 			s = r.End.Sum
 		}
-		return measure{
-			Bytes: s.Bytes, Seconds: s.Seconds, CPU: cpu,
-			Packets: s.Packets - s.LostPackets, LossPct: s.LostPercent,
-		}, nil
+		// In --bidir the reverse stream's receiver has a sum of its own.
+		rev := r.End.SumReceivedBidirReverse
+		got := s.Packets - s.LostPackets + rev.Packets - rev.LostPackets
+		m := measure{Bytes: s.Bytes + rev.Bytes, Seconds: s.Seconds, CPU: cpu, Packets: got}
+		if all := s.Packets + rev.Packets; all > 0 {
+			m.LossPct = 100 * float64(s.LostPackets+rev.LostPackets) / float64(all)
+		}
+		return m, nil
 	}
 }
