@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-short bench fuzz lint tools clean
+.PHONY: all build btest caddy telegraf-input run test test-short bench fuzz lint tools release clean
 
 all: build
 
@@ -55,5 +55,13 @@ lint: tools
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
+# A snapshot release, offline, into dist/: every archive (linux amd64, arm64,
+# armv7, mips/mipsle softfloat; windows, darwin amd64/arm64; freebsd amd64),
+# checksums.txt and the .deb/.rpm. Installs GoReleaser on first use (cached).
+GORELEASER_SKIP := docker,publish,sign,announce,sbom,validate
+release:
+	@bash scripts/install-goreleaser.sh >/dev/null
+	$(GOBIN)/goreleaser release --snapshot --clean --skip=$(GORELEASER_SKIP)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
