@@ -14,9 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +25,6 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
-	"github.com/btest-go/btest/core/portpool"
 )
 
 func init() {
@@ -208,13 +205,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if cfg.Users, err = a.users(repl, cfg.Auth); err != nil {
 		return err
 	}
-	if cfg.Allow, err = parsePrefixes(a.Allow); err != nil {
+	if cfg.Allow, err = core.ParsePrefixes(a.Allow); err != nil {
 		return fmt.Errorf("allow: %w", err)
 	}
-	if cfg.Deny, err = parsePrefixes(a.Deny); err != nil {
+	if cfg.Deny, err = core.ParsePrefixes(a.Deny); err != nil {
 		return fmt.Errorf("deny: %w", err)
 	}
-	first, last, err := ParsePortRange(a.UDPPorts)
+	first, last, err := core.ParsePortRange(a.UDPPorts)
 	if err != nil {
 		return fmt.Errorf("udp_ports: %w", err)
 	}
@@ -447,56 +444,6 @@ func (a *App) Cleanup() error {
 		a.releasePorts()
 	}
 	return nil
-}
-
-// parsePrefixes parses CIDR prefixes; a bare address is a one-host prefix.
-func parsePrefixes(ss []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(ss))
-	for _, s := range ss {
-		p, err := ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// ParsePrefix parses a CIDR prefix ("10.0.0.0/8", "fd00::/8") or a single
-// address ("192.0.2.1", "::1"), which becomes a one-host prefix.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid network %q: %w", s, err)
-		}
-		return p.Masked(), nil
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid network %q: want a CIDR prefix or an IP address", s)
-	}
-	ip = ip.Unmap()
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
-}
-
-// ParsePortRange parses a UDP port range "first-last" or a single port
-// "first"; the client side of every port (port + 256) must be a valid port
-// too.
-func ParsePortRange(s string) (first, last int, err error) {
-	lo, hi, found := strings.Cut(s, "-")
-	if !found {
-		hi = lo
-	}
-	first, err1 := strconv.Atoi(strings.TrimSpace(lo))
-	last, err2 := strconv.Atoi(strings.TrimSpace(hi))
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("invalid port range %q: want first-last, e.g. %s", s, DefaultUDPPorts)
-	}
-	if first < 1 || last < first || last+portpool.ClientOffset > 65535 {
-		return 0, 0, fmt.Errorf("invalid port range %q: need 1 <= first <= last <= %d", s, 65535-portpool.ClientOffset)
-	}
-	return first, last, nil
 }
 
 // resolve replaces placeholders in s. Besides Caddy's global placeholders

@@ -145,7 +145,7 @@ func (a *App) parseUDPPorts(d *caddyfile.Dispenser) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := ParsePortRange(s); err != nil {
+	if _, _, err := core.ParsePortRange(s); err != nil {
 		return d.Errf("udp_ports: %v", err)
 	}
 	a.UDPPorts = s
@@ -280,7 +280,7 @@ func parseNetworks(d *caddyfile.Dispenser, dst *[]string) error {
 			*dst = append(*dst, privateRanges...)
 			continue
 		}
-		if _, err := ParsePrefix(s); err != nil {
+		if _, err := core.ParsePrefix(s); err != nil {
 			return d.Errf("%s: %v", opt, err)
 		}
 		*dst = append(*dst, s)

@@ -54,3 +54,8 @@ func FormatBitRate(bps float64) string {
 	}
 	return strconv.FormatFloat(bps, 'f', 0, 64) + " bps"
 }
+
+// MaxRemoteTxSpeed is the largest rate a client can ask the server to send
+// at: the command's speed fields are 32-bit bit/s (docs/protocol.md, the
+// command), about 4.29 Gbit/s. A larger value is sent as this one.
+const MaxRemoteTxSpeed = math.MaxUint32

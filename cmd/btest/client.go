@@ -56,6 +56,17 @@ func clientConfig(o *options) (core.ClientConfig, error) {
 			return cfg, fmt.Errorf("--remote-tx-speed: %w", err)
 		}
 	}
+	// The command carries what the server may send as a 32-bit bit/s field
+	// (docs/protocol.md, the command): a larger limit cannot be asked for.
+	// What the client sends is paced here and has no such cap.
+	if cfg.RemoteTxSpeed > core.MaxRemoteTxSpeed && cfg.Direction != core.Transmit {
+		flag := "--remote-tx-speed"
+		if o.remoteTx == "" {
+			flag = "-b"
+		}
+		return cfg, fmt.Errorf("%s: the server cannot be asked for %s: the protocol's speed field caps it at %s (use 0 for unlimited)",
+			flag, core.FormatBitRate(float64(cfg.RemoteTxSpeed)), core.FormatBitRate(core.MaxRemoteTxSpeed))
+	}
 	if o.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

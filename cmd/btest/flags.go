@@ -2,14 +2,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/btest-go/btest/core"
 )
@@ -19,6 +21,7 @@ type options struct {
 	// mode
 	server bool
 	client string
+	help   bool
 
 	// shared
 	port      int
@@ -28,7 +31,7 @@ type options struct {
 	logFormat string
 
 	// server
-	listen            listFlag
+	listen            []string
 	auth              string
 	ecsrp5            bool
 	verifier          string
@@ -39,7 +42,7 @@ type options struct {
 	maxTxRate         string
 	handshakeTimeout  time.Duration
 	udpPorts          string
-	allow, deny       listFlag
+	allow, deny       []string
 	socketBuffer      int
 	debugAddr         string
 	udpIdleTimeout    time.Duration
@@ -62,21 +65,24 @@ type options struct {
 	jsonOut           bool
 }
 
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
-
 // durationFlag accepts Go durations ("10s", "1m") and bare seconds ("10"),
 // as btest-rs's -d does.
 type durationFlag time.Duration
 
-func (d *durationFlag) String() string { return time.Duration(*d).String() }
+func (d *durationFlag) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
+
+// Type names the value in --help.
+func (d *durationFlag) Type() string { return "duration" }
+
 func (d *durationFlag) Set(s string) error {
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return errors.New("negative duration")
+		if n < 0 || math.IsNaN(n) || n > math.MaxInt64/float64(time.Second) {
+			return fmt.Errorf("invalid duration %q", s)
 		}
 		*d = durationFlag(n * float64(time.Second))
 		return nil
@@ -89,87 +95,192 @@ func (d *durationFlag) Set(s string) error {
 	return nil
 }
 
-const usageText = `btest: MikroTik Bandwidth Test server and client.
+// flagGroup is one titled block of --help.
+type flagGroup struct {
+	title string
+	set   *pflag.FlagSet
+}
 
-Server:
-  btest -s [--listen ADDR]... [-a USER -p PASS [--ecsrp5 | --auth md5]]
-Client:
-  btest -c HOST [-t] [-r] [--proto tcp|udp] [-n N] [-b RATE] [--duration 10s]
-Verifier (EC-SRP5 credentials without a plaintext password):
-  btest verifier -a USER -p PASS
+// cli is the parsed-to-be command line: every flag in its group, and the
+// set that holds them all.
+type cli struct {
+	all    *pflag.FlagSet
+	groups []flagGroup
+}
 
-The password may also come from $BTEST_PASSWORD.
+func (c *cli) group(title string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(title, pflag.ContinueOnError)
+	fs.SortFlags = false
+	c.groups = append(c.groups, flagGroup{title, fs})
+	return fs
+}
 
-Flags:
-`
+// newCLI declares every flag. Short forms follow RouterOS's
+// /tool bandwidth-test and btest-rs, whose users type -t, -r, -tr, -n 20.
+func newCLI(o *options) *cli {
+	c := &cli{}
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("btest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
-		fs.PrintDefaults()
-	}
-	alias := func(long, short string) { fs.Var(fs.Lookup(long).Value, short, "alias for --"+long) }
-
-	fs.BoolVar(&o.server, "server", false, "run a server")
-	alias("server", "s")
-	fs.StringVar(&o.client, "client", "", "run a test against the server at `HOST` (host, host:port, IPv6)")
-	alias("client", "c")
-	fs.IntVar(&o.port, "port", core.DefaultPort, "server TCP port (client); default listen port (server)")
-	alias("port", "P")
-	fs.StringVar(&o.user, "user", "", "user name")
-	alias("user", "a")
-	fs.StringVar(&o.password, "password", "", "password (or set $BTEST_PASSWORD)")
-	alias("password", "p")
-	fs.BoolVar(&o.verbose, "verbose", false, "debug logging")
-	alias("verbose", "v")
-	fs.StringVar(&o.logFormat, "log-format", "text", "server log format: text or json")
-
-	fs.Var(&o.listen, "listen", "server listen `ADDR` (repeatable; default :PORT, IPv4 and IPv6)")
-	fs.StringVar(&o.auth, "auth", "", "server authentication: none, md5 or ecsrp5 (default: md5 with -a, none without)")
-	fs.BoolVar(&o.ecsrp5, "ecsrp5", false, "server: use EC-SRP5 authentication (RouterOS >= 6.43)")
-	fs.StringVar(&o.verifier, "verifier", "", "server: stored EC-SRP5 verifier for -a instead of a password (from 'btest verifier')")
-	fs.IntVar(&o.maxSessions, "max-sessions", core.DefaultMaxSessions, "server: concurrent tests")
-	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "server: concurrent tests per client address")
-	fs.IntVar(&o.maxConnections, "max-connections", core.DefaultMaxConnections, "server: TCP connections or UDP streams per test (max 255)")
-	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "server: longest test")
-	fs.StringVar(&o.maxTxRate, "max-tx-rate", "0", "server: cap on what the server sends per test (e.g. 1G; 0 = none)")
-	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", core.DefaultHandshakeTimeout, "server and client: deadline for each handshake step")
-	fs.StringVar(&o.udpPorts, "udp-ports", fmt.Sprintf("%d-%d", core.DefaultUDPPortFirst, core.DefaultUDPPortLast), "server: UDP data port range FIRST-LAST")
-	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", core.DefaultUDPIdleTimeout, "server: end a UDP test after no status for this long")
-	fs.Var(&o.allow, "allow", "server: only admit clients in this `CIDR` (repeatable)")
-	fs.Var(&o.deny, "deny", "server: refuse clients in this `CIDR` (repeatable)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "server: serve pprof and expvar on this `ADDR` (keep it on loopback)")
-	fs.IntVar(&o.socketBuffer, "socket-buffer", 0, "SO_SNDBUF/SO_RCVBUF in bytes (0 = kernel autotuning)")
-
-	fs.BoolVar(&o.transmit, "transmit", false, "client sends (upload); with -r: both")
-	alias("transmit", "t")
-	fs.BoolVar(&o.receive, "receive", false, "client receives (download, the default); with -t: both")
-	alias("receive", "r")
-	fs.StringVar(&o.proto, "proto", "tcp", "tcp or udp")
-	fs.BoolVar(&o.udp, "udp", false, "alias for --proto udp")
-	alias("udp", "u")
-	fs.IntVar(&o.connections, "connections", 1, "TCP connections or UDP streams (1-255; RouterOS default 20)")
-	alias("connections", "n")
-	fs.StringVar(&o.bandwidth, "bandwidth", "", "cap each direction of the test, e.g. 100M (sets both local and remote tx speed)")
-	alias("bandwidth", "b")
-	fs.StringVar(&o.localTx, "local-tx-speed", "", "cap what the client sends (bit/s, e.g. 100M)")
-	fs.StringVar(&o.remoteTx, "remote-tx-speed", "", "cap what the server sends (bit/s, e.g. 100M)")
-	fs.Var(&o.duration, "duration", "test length (e.g. 10s, 1m, or seconds; default: until interrupted)")
-	alias("duration", "d")
+	fs := c.group("Client")
+	fs.StringVarP(&o.client, "client", "c", "", "run a test against the server at `HOST` (host, host:port, [IPv6]:port)")
+	fs.BoolVarP(&o.transmit, "transmit", "t", false, "the client sends (upload); with -r: both directions")
+	fs.BoolVarP(&o.receive, "receive", "r", false, "the client receives (download, the default); with -t: both")
+	fs.StringVar(&o.proto, "proto", "tcp", "`tcp` or udp")
+	fs.BoolVarP(&o.udp, "udp", "u", false, "same as --proto udp")
+	fs.IntVarP(&o.connections, "connections", "n", 1, "TCP connections or UDP streams, 1-255 (RouterOS uses 20)")
+	fs.StringVarP(&o.bandwidth, "bandwidth", "b", "", "cap each direction, e.g. 100M (sets both tx speeds below)")
+	fs.StringVar(&o.localTx, "local-tx-speed", "", "cap what the client sends, bit/s (e.g. 100M; any rate)")
+	fs.StringVar(&o.remoteTx, "remote-tx-speed", "", "cap what the server sends, bit/s (e.g. 100M; at most 4.29G, the wire's 32-bit field)")
+	fs.VarP(&o.duration, "duration", "d", "test length, e.g. 10s, 1m or seconds (default: until interrupted)")
 	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros")
-	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, "UDP packet size the server sends (IP bytes, 28-64000)")
+	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, "UDP packet size the server sends, IP bytes (28-64000)")
 	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size)")
+
+	fs = c.group("Server")
+	fs.BoolVarP(&o.server, "server", "s", false, "run a server")
+	fs.StringSliceVar(&o.listen, "listen", nil, "listen on `ADDR` (repeatable; default :PORT on IPv4 and IPv6)")
+	fs.StringVar(&o.udpPorts, "udp-ports", fmt.Sprintf("%d-%d", core.DefaultUDPPortFirst, core.DefaultUDPPortLast), "UDP data port range `FIRST-LAST`")
+	fs.StringSliceVar(&o.allow, "allow", nil, "admit only clients in this `CIDR` (repeatable)")
+	fs.StringSliceVar(&o.deny, "deny", nil, "refuse clients in this `CIDR` (repeatable)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve pprof and expvar on this `ADDR` (keep it on loopback)")
+
+	fs = c.group("Authentication")
+	fs.StringVarP(&o.user, "user", "a", "", "user name (server: the one account; enables authentication)")
+	fs.StringVarP(&o.password, "password", "p", "", "password (better: $BTEST_PASSWORD, kept out of the process list)")
+	fs.StringVar(&o.auth, "auth", "", "server: none, md5 or ecsrp5 (default: "+defaultAuth.String()+" with -a, none without)")
+	fs.BoolVar(&o.ecsrp5, "ecsrp5", false, "server: same as --auth ecsrp5")
+	fs.StringVar(&o.verifier, "verifier", "", "server: stored EC-SRP5 verifier for -a instead of a password (see 'btest verifier')")
+
+	fs = c.group("Connection")
+	fs.IntVarP(&o.port, "port", "P", core.DefaultPort, "TCP port the client connects to and the server listens on")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", core.DefaultHandshakeTimeout, "deadline for each handshake step")
+	fs.IntVar(&o.socketBuffer, "socket-buffer", 0, "SO_SNDBUF/SO_RCVBUF in bytes (0 = kernel autotuning, faster on Linux)")
+
+	fs = c.group("Limits (server)")
+	fs.IntVar(&o.maxSessions, "max-sessions", core.DefaultMaxSessions, "concurrent tests")
+	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "concurrent tests per client address")
+	fs.IntVar(&o.maxConnections, "max-connections", core.DefaultMaxConnections, "TCP connections or UDP streams per test (at most 255)")
+	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test")
+	fs.StringVar(&o.maxTxRate, "max-tx-rate", "0", "cap on what the server sends per test, e.g. 1G (0 = none)")
+	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", core.DefaultUDPIdleTimeout, "end a UDP test after no status message for this long")
+
+	fs = c.group("Output")
 	fs.DurationVar(&o.interval, "interval", time.Second, "report interval")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per interval and a summary")
+	fs.StringVar(&o.logFormat, "log-format", "text", "server log format: text or json")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
+	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 
-	if err := fs.Parse(args); err != nil {
+	c.all = pflag.NewFlagSet("btest", pflag.ContinueOnError)
+	c.all.SortFlags = false
+	for _, g := range c.groups {
+		c.all.AddFlagSet(g.set)
+	}
+	return c
+}
+
+// defaultAuth is what `btest -s -a USER` asks clients for, the same as the
+// Caddy app: EC-SRP5, because every RouterOS since 6.43 (2018) speaks it, as
+// client and as server, and it lets the server keep a verifier instead of
+// the plaintext password. --auth md5 serves RouterOS older than 6.43.
+const defaultAuth = core.AuthECSRP5
+
+const usageHead = `btest: MikroTik Bandwidth Test server and client.
+
+Usage:
+  btest -s [--listen ADDR]... [-a USER -p PASS [--auth ecsrp5|md5]]   run a server
+  btest -c HOST [-t] [-r] [-u] [-n N] [-b RATE] [-d 10s]              run a test
+  btest verifier -a USER [-p PASS]                                    print an EC-SRP5 verifier
+`
+
+const usageTail = `Examples:
+  btest -s                                   server without authentication on :2000
+  BTEST_PASSWORD=secret btest -s -a admin    server with EC-SRP5 (RouterOS >= 6.43)
+  btest -c 192.0.2.1 -tr -n 20 -d 30s        TCP both directions, 20 connections
+  btest -c 192.0.2.1 -u -r -b 100M           UDP download at 100 Mbit/s
+  btest -c router.example -u -t --json       UDP upload, JSON lines for scripts
+
+The password may also come from $BTEST_PASSWORD. Exit status: 0 done,
+1 the test failed (the reason is printed), 2 bad usage.
+`
+
+// usage writes the grouped help.
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	for _, g := range c.groups {
+		fmt.Fprintf(w, "\n%s:\n%s", g.title, g.set.FlagUsages())
+	}
+	fmt.Fprint(w, "\n"+usageTail)
+}
+
+// normalizeArgs keeps the single-dash long spellings that the standard
+// library's flag package accepted ("-server", "-proto=udp"), which scripts
+// use: an argument "-name" whose name is a long flag becomes "--name".
+// Everything else (short flags, "-tr", values) is left to pflag. It follows
+// which arguments are flag values, so a value is never rewritten.
+func normalizeArgs(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			if a == "--" {
+				return append(out, args[i:]...)
+			}
+			out = append(out, a)
+			continue
+		}
+		var takesNext bool
+		if strings.HasPrefix(a, "--") {
+			name, _, inline := strings.Cut(a[2:], "=")
+			f := fs.Lookup(name)
+			takesNext = f != nil && !inline && f.NoOptDefVal == ""
+		} else if name, _, inline := strings.Cut(a[1:], "="); len(name) > 1 && fs.Lookup(name) != nil {
+			a = "-" + a
+			takesNext = !inline && fs.Lookup(name).NoOptDefVal == ""
+		} else {
+			takesNext = clusterTakesNext(fs, a[1:])
+		}
+		out = append(out, a)
+		if takesNext && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
+
+// clusterTakesNext reports whether a cluster of short flags ("tr", "n",
+// "tn20") ends in a flag that takes the next argument as its value.
+func clusterTakesNext(fs *pflag.FlagSet, cluster string) bool {
+	for i := range len(cluster) {
+		f := fs.ShorthandLookup(cluster[i : i+1])
+		if f == nil {
+			return false // pflag reports the unknown flag
+		}
+		if f.NoOptDefVal == "" {
+			return i == len(cluster)-1 // otherwise the value is inline
+		}
+	}
+	return false
+}
+
+// parseFlags parses args; pflag.ErrHelp means --help was printed to out.
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	c := newCLI(o)
+	c.all.SetOutput(io.Discard) // we print the errors and the help ourselves
+	if err := c.all.Parse(normalizeArgs(c.all, args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			c.usage(out)
+			return nil, err
+		}
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if o.help {
+		c.usage(out)
+		return nil, pflag.ErrHelp
+	}
+	if c.all.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", c.all.Arg(0))
 	}
 	if o.server && o.client != "" {
 		return nil, errors.New("-s and -c exclude each other")
@@ -186,29 +297,14 @@ func (o *options) check() error {
 	if o.maxTxRateBits, err = core.ParseBitRate(o.maxTxRate); err != nil {
 		return fmt.Errorf("--max-tx-rate: %w", err)
 	}
-	first, last, ok := strings.Cut(o.udpPorts, "-")
-	if !ok {
-		last = first
+	if o.udpFirst, o.udpLast, err = core.ParsePortRange(o.udpPorts); err != nil {
+		return fmt.Errorf("--udp-ports: %w", err)
 	}
-	if o.udpFirst, err = strconv.Atoi(first); err == nil {
-		o.udpLast, err = strconv.Atoi(last)
+	if o.allowP, err = core.ParsePrefixes(o.allow); err != nil {
+		return fmt.Errorf("--allow: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("--udp-ports: want FIRST-LAST, got %q", o.udpPorts)
-	}
-	for _, p := range o.allow {
-		pr, err := parsePrefix(p)
-		if err != nil {
-			return fmt.Errorf("--allow: %w", err)
-		}
-		o.allowP = append(o.allowP, pr)
-	}
-	for _, p := range o.deny {
-		pr, err := parsePrefix(p)
-		if err != nil {
-			return fmt.Errorf("--deny: %w", err)
-		}
-		o.denyP = append(o.denyP, pr)
+	if o.denyP, err = core.ParsePrefixes(o.deny); err != nil {
+		return fmt.Errorf("--deny: %w", err)
 	}
 	switch strings.ToLower(o.proto) {
 	case "tcp":
@@ -220,17 +316,8 @@ func (o *options) check() error {
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--port %d out of range", o.port)
 	}
+	if o.client != "" && (o.connections < 1 || o.connections > 255) {
+		return fmt.Errorf("--connections %d: want 1-255", o.connections)
+	}
 	return nil
-}
-
-// parsePrefix accepts a CIDR or a bare address (a /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid address or CIDR %q", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -12,12 +12,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -33,12 +34,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "verifier" {
 		return runVerifier(args[1:], stdout, stderr)
 	}
-	o, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	o, err := parseFlags(args, stdout)
+	if errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "btest:", err)
+		fmt.Fprintln(stderr, "see 'btest --help'")
 		return 2
 	}
 	switch {

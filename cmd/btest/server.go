@@ -55,7 +55,7 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 		}
 		auth = "ecsrp5"
 	case auth == "" && o.user != "":
-		auth = "md5"
+		auth = defaultAuth.String()
 	}
 	mode, err := core.ParseAuthMode(auth)
 	if err != nil {
@@ -91,7 +91,7 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	addrs := []string(o.listen)
+	addrs := o.listen
 	if len(addrs) == 0 {
 		addrs = []string{":" + strconv.Itoa(o.port)}
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
+
+	"github.com/spf13/pflag"
 
 	"github.com/btest-go/btest/core/ecsrp5"
 )
@@ -14,16 +16,24 @@ import (
 // runVerifier prints an EC-SRP5 verifier for a user, to put into a server
 // configuration instead of the plaintext password.
 func runVerifier(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("btest verifier", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	user := fs.String("user", "", "user name")
-	fs.Var(fs.Lookup("user").Value, "a", "alias for --user")
-	pass := fs.String("password", "", "password (or $BTEST_PASSWORD)")
-	fs.Var(fs.Lookup("password").Value, "p", "alias for --password")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	fs := pflag.NewFlagSet("btest verifier", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	user := fs.StringP("user", "a", "", "user name")
+	pass := fs.StringP("password", "p", "", "password (better: $BTEST_PASSWORD)")
+	help := fs.BoolP("help", "h", false, "show this help")
+	usage := func() {
+		fmt.Fprintf(stdout, "Usage: btest verifier -a USER [-p PASS]\n\nPrints the EC-SRP5 verifier (salt:x_gamma:parity) to give a server\ninstead of the plaintext password.\n\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(normalizeArgs(fs, args)); err != nil || *help {
+		if err == nil || errors.Is(err, pflag.ErrHelp) {
+			usage()
 			return 0
 		}
+		fmt.Fprintln(stderr, "btest verifier:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "btest verifier: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *pass == "" {
