@@ -21,6 +21,7 @@ var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help
 // each one sets.
 func TestFlagSpellings(t *testing.T) {
 	type check func(*options) bool
+	secretFile := writeFile(t, t.TempDir(), "secret", "from-file\n")
 	cases := []struct {
 		args []string
 		ok   check
@@ -132,6 +133,12 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-s", "-debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "--log-format", "json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-log-format=json"}, func(o *options) bool { return o.logFormat == "json" }},
+		{[]string{"-s", "-a", "u", "--password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},
+		{[]string{"-s", "-a", "u", "-password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},
+		{[]string{"-s", "--verifier-file", secretFile}, func(o *options) bool { return o.verifier == "from-file" }},
+		{[]string{"-s", "-verifier-file=" + secretFile}, func(o *options) bool { return o.verifier == "from-file" }},
+		{[]string{"--version"}, func(o *options) bool { return o.version }},
+		{[]string{"-version"}, func(o *options) bool { return o.version }},
 	}
 	for _, c := range cases {
 		o, err := parseFlags(c.args, new(bytes.Buffer))
