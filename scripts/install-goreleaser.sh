@@ -28,7 +28,9 @@ fi
 # usable reports whether $1 is goreleaser $version.
 usable() {
 	[[ -x $1 ]] || return 1
-	"$1" --version 2>/dev/null | grep -Eq "GitVersion:[[:space:]]*v?${version#v}$"
+	local out
+	out=$("$1" --version 2>&1) || return 1 # it prints the version on stderr
+	grep -Eq "GitVersion:[[:space:]]*v?${version#v}\$" <<<"$out"
 }
 
 if usable "$bin"; then
