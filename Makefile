@@ -58,10 +58,13 @@ lint: tools
 # A snapshot release, offline, into dist/: every archive (linux amd64, arm64,
 # armv7, mips/mipsle softfloat; windows, darwin amd64/arm64; freebsd amd64),
 # checksums.txt and the .deb/.rpm. Installs GoReleaser on first use (cached).
+# GoReleaser reads the commit only after it read a remote URL; a clone
+# without a remote (CI's) gets the project's URL from the environment.
 GORELEASER_SKIP := docker,publish,sign,announce,sbom,validate
+GORELEASER_GIT  := $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/btest-go/btest.git)
 release:
 	@bash scripts/install-goreleaser.sh >/dev/null
-	$(GOBIN)/goreleaser release --snapshot --clean --skip=$(GORELEASER_SKIP)
+	$(GORELEASER_GIT) $(GOBIN)/goreleaser release --snapshot --clean --skip=$(GORELEASER_SKIP)
 
 clean:
 	rm -rf $(BIN) dist
