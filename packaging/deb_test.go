@@ -182,6 +182,13 @@ func TestDebPackage(t *testing.T) {
 	if os.Geteuid() == 0 {
 		// DynamicUser=yes: an unprivileged uid from systemd's dynamic range.
 		const uid = 61184
+		// t.TempDir's parent is private to root: let the user through
+		// to the unpacked package and the credentials.
+		for _, p := range []string{filepath.Dir(root), filepath.Dir(creds)} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, p := range []string{creds, filepath.Join(creds, "password")} {
 			if err := os.Chown(p, uid, uid); err != nil {
 				t.Fatal(err)
