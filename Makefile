@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-short bench fuzz lint tools clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-short bench fuzz lint tools release clean
 
 all: build
 
@@ -67,5 +67,16 @@ lint: tools
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
+# A snapshot release, offline, into dist/: every archive (linux amd64, arm64,
+# armv7, mips/mipsle softfloat; windows, darwin amd64/arm64; freebsd amd64),
+# checksums.txt and the .deb/.rpm. Installs GoReleaser on first use (cached).
+# GoReleaser reads the commit only after it read a remote URL; a clone
+# without a remote (CI's) gets the project's URL from the environment.
+GORELEASER_SKIP := docker,publish,sign,announce,sbom,validate
+GORELEASER_GIT  := $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/btest-go/btest.git)
+release:
+	@bash scripts/install-goreleaser.sh >/dev/null
+	$(GORELEASER_GIT) $(GOBIN)/goreleaser release --snapshot --clean --skip=$(GORELEASER_SKIP)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -26,6 +26,7 @@ import (
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
 	"github.com/btest-go/btest/dashboard"
+	"github.com/btest-go/btest/internal/version"
 )
 
 func init() {
@@ -422,7 +423,9 @@ func (a *App) Start() error {
 			zap.String("address", ln.Addr().String()),
 			zap.String("auth", a.Auth),
 			zap.Int("users", len(a.Users)),
-			zap.String("udp_ports", a.UDPPorts))
+			zap.String("udp_ports", a.UDPPorts),
+			zap.String("version", version.Get().Version),
+			zap.String("revision", version.Get().ShortRevision()))
 		a.serving.Add(1)
 		go a.serve(ln)
 	}

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/internal/version"
 )
 
 // validate provisions and validates a btest app config in process, as
@@ -181,6 +182,37 @@ func TestRegisterMetricsTwice(t *testing.T) {
 	if _, err := reg.Gather(); err != nil {
 		t.Fatalf("gather: %v", err)
 	}
+}
+
+// TestBuildInfoMetric checks caddy_btest_build_info: 1, labelled with the
+// running build's version and revision.
+func TestBuildInfoMetric(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := version.Get()
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_btest_build_info" {
+			continue
+		}
+		if len(mf.Metric) != 1 || mf.Metric[0].GetGauge().GetValue() != 1 {
+			t.Fatalf("build_info = %v, want one sample of 1", mf.Metric)
+		}
+		labels := map[string]string{}
+		for _, l := range mf.Metric[0].Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["version"] != v.Version || labels["revision"] != v.ShortRevision() {
+			t.Errorf("build_info labels %v, want version %q revision %q", labels, v.Version, v.ShortRevision())
+		}
+		return
+	}
+	t.Fatal("no caddy_btest_build_info among the gathered metrics")
 }
 
 func value(t *testing.T, c prometheus.Collector) float64 {

@@ -405,6 +405,7 @@ func TestCaddyExample(t *testing.T) {
 		{"caddy_btest_bytes_total", []string{`proto="udp"`, `direction="received"`}, 1e5},
 		{"caddy_btest_auth_failures_total", nil, 1},
 		{"caddy_btest_refusals_total", []string{`reason="auth_failed"`}, 1},
+		{"caddy_btest_build_info", []string{`version="`, `revision="`}, 1},
 	} {
 		if v := metric(m, c.name, c.labels...); v < c.min {
 			t.Errorf("%s%v = %v, want >= %v", c.name, c.labels, v, c.min)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/internal/version"
 )
 
 // The collectors live for the whole process, so counters run on across
@@ -49,6 +50,17 @@ var (
 		Name: "udp_ports_in_use",
 		Help: "Number of UDP data ports held by running btest tests.",
 	}, func() float64 { return float64(udpPortsInUse()) })
+	// buildInfo follows the Prometheus convention for versions (as
+	// go_build_info does): a constant 1 whose labels name the build.
+	buildInfo = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "build_info",
+		Help: "Always 1; the labels tell which btest-go build runs: module version and VCS revision.",
+		ConstLabels: prometheus.Labels{
+			"version":  version.Get().Version,
+			"revision": version.Get().ShortRevision(),
+		},
+	}, func() float64 { return 1 })
 )
 
 func init() {
@@ -70,7 +82,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{sessionsActive, sessionsTotal, bytesTotal, authFailures, refusals, anomalies, udpPorts} {
+	for _, c := range []prometheus.Collector{sessionsActive, sessionsTotal, bytesTotal, authFailures, refusals, anomalies, udpPorts, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
 				continue

@@ -11,3 +11,4 @@ bash ./install-influxdb.sh
 bash ./install-telegraf.sh >/dev/null
 bash ./install-chromium.sh
 bash ./install-netlab.sh
+bash ./install-goreleaser.sh >/dev/null

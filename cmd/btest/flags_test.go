@@ -22,6 +22,7 @@ var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help
 func TestFlagSpellings(t *testing.T) {
 	t.Parallel()
 	type check func(*options) bool
+	secretFile := writeFile(t, t.TempDir(), "secret", "from-file\n")
 	cases := []struct {
 		args []string
 		ok   check
@@ -145,6 +146,12 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "8081" }},
 		{[]string{"-s", "--log-format", "json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-log-format=json"}, func(o *options) bool { return o.logFormat == "json" }},
+		{[]string{"-s", "-a", "u", "--password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},
+		{[]string{"-s", "-a", "u", "-password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},
+		{[]string{"-s", "--verifier-file", secretFile}, func(o *options) bool { return o.verifier == "from-file" }},
+		{[]string{"-s", "-verifier-file=" + secretFile}, func(o *options) bool { return o.verifier == "from-file" }},
+		{[]string{"--version"}, func(o *options) bool { return o.version }},
+		{[]string{"-version"}, func(o *options) bool { return o.version }},
 	}
 	for _, c := range cases {
 		o, err := parseFlags(c.args, new(bytes.Buffer))

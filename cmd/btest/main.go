@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/btest-go/btest/internal/version"
 )
 
 func main() {
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
+	case o.version:
+		fmt.Fprintln(stdout, "btest", version.Get())
 	case o.server:
 		err = runServer(ctx, o, stderr)
 	case o.client != "":

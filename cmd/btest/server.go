@@ -14,6 +14,7 @@ import (
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
 	"github.com/btest-go/btest/dashboard"
+	"github.com/btest-go/btest/internal/version"
 )
 
 // shutdownGrace is how long running tests may go on after SIGINT/SIGTERM.
@@ -95,6 +96,8 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 
 func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 	log := newLogger(o, stderr)
+	v := version.Get()
+	log.Info("btest server starting", "version", v.Version, "revision", v.ShortRevision(), "go", v.GoVersion)
 	cfg, err := serverConfig(o, log)
 	if err != nil {
 		return err
