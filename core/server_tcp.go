@@ -64,6 +64,11 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	watch := newTCPProgress(ss.info.Started, s.cfg.ProgressTimeout, dir.ServerTransmits(), dir.ServerReceivesData(),
 		ss.info.TxRate, ss.info.LocalTxSpeed)
 	tick := time.NewTicker(time.Second)
+	// Progress is sampled a quarter timeout apart (at most once a second),
+	// so a stall ends within a quarter timeout of the timeout, not a whole
+	// status interval after it.
+	watchTick := time.NewTicker(min(time.Second, max(s.cfg.ProgressTimeout/4, 100*time.Millisecond)))
+	defer watchTick.Stop()
 	var seq uint32
 	var lastRx uint64
 loop:
@@ -71,6 +76,11 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case now := <-watchTick.C:
+			if err := watch.check(now, sumCounters(tx), sumCounters(rx)); err != nil {
+				cancel(err)
+				break loop
+			}
 		case now := <-tick.C:
 			txTotal, rxTotal := sumCounters(tx), sumCounters(rx)
 			if err := watch.check(now, txTotal, rxTotal); err != nil {

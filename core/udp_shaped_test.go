@@ -280,6 +280,11 @@ func shapedCases() []shapedCase {
 // With netem's 1% random loss, the loss reported after the start-up is
 // 1% +/- 0.3%.
 func TestUDPShaped(t *testing.T) {
+	if os.Getenv("BTEST_SHAPED") == "later" {
+		// A measurement of rates and loss, which CPU starvation skews:
+		// make test runs it in a step of its own, alone on the machine.
+		t.Skip("make test runs the shaped-link test in a step of its own (BTEST_SHAPED=later)")
+	}
 	netlab.Check(t)
 	lab := netlab.New(t)
 	servers := map[float64]chan shapedSide{}

@@ -186,7 +186,10 @@ func TestBadConfigExits1(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want 1", err)
 	}
-	if !strings.HasPrefix(string(out), "E! ") || !strings.Contains(string(out), `"connection_count" must be 1-255`) {
+	// Telegraf's log: the version first (I!), then the error (E!).
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(lines[0], "I! btest-telegraf ") || !strings.HasPrefix(last, "E! ") || !strings.Contains(last, `"connection_count" must be 1-255`) {
 		t.Errorf("output %q", out)
 	}
 }
