@@ -191,6 +191,12 @@ func TestEndToEndTelegrafInfluxDB(t *testing.T) {
 
 	logs := terrs.String()
 	for line := range strings.Lines(logs) {
+		// "file already closed": Telegraf's execd, stopping, closes the
+		// pipes it still reads from (a race inside Telegraf, not an
+		// error of the input's).
+		if strings.Contains(line, "read |0: file already closed") {
+			continue
+		}
 		if strings.Contains(line, "E! [inputs.execd]") || strings.Contains(line, "parse error") {
 			t.Errorf("telegraf logged an error from the input: %s", line)
 		}

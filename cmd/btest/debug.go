@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // registers /debug/pprof on the default mux
 	"time"
 )
 
-// startDebug serves the default mux (pprof, expvar) on addr, for profiling
-// a running server.
+// startDebug serves the default mux on addr: expvar always, pprof in
+// builds with -tags pprof (debug_pprof.go). pprof is left out of release
+// builds because it is more than half a megabyte of a binary meant for
+// small routers (the size target of the release archives).
 func startDebug(addr string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -157,7 +157,7 @@ func newCLI(o *options) *cli {
 	fs.StringSliceVar(&o.allow, "allow", nil, "admit only clients in this `CIDR` (repeatable)")
 	fs.StringSliceVar(&o.deny, "deny", nil, "refuse clients in this `CIDR` (repeatable)")
 	fs.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on `ADDR` (a bare port: 127.0.0.1; asks for -a/-p when the server has them)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve pprof and expvar on this `ADDR` (keep it on loopback)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve expvar, and pprof in builds with -tags pprof, on this `ADDR` (keep it on loopback)")
 
 	fs = c.group("Authentication")
 	fs.StringVarP(&o.user, "user", "a", "", "user name (server: the one account; enables authentication)")

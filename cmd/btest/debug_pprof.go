@@ -1,0 +1,6 @@
+//go:build pprof
+
+package main
+
+// Builds with -tags pprof also serve /debug/pprof on --debug-addr.
+import _ "net/http/pprof"
