@@ -77,35 +77,3 @@ func FuzzParseGRO(f *testing.F) {
 		}
 	})
 }
-
-// FuzzSplit checks that splitting a coalesced buffer returns every byte
-// once, in order, in segments of seg bytes but the last.
-func FuzzSplit(f *testing.F) {
-	f.Add(10, 4)
-	f.Add(64000, 1472)
-	f.Add(5, 0)
-	f.Add(0, 3)
-	f.Fuzz(func(t *testing.T, n, seg int) {
-		if n < 0 || n > 1<<16 {
-			return
-		}
-		data := make([]byte, n)
-		for i := range data {
-			data[i] = byte(i)
-		}
-		total, parts := 0, 0
-		Split(data, seg, func(d []byte) {
-			if len(d) > 0 && d[0] != byte(total) {
-				t.Fatalf("segment starts at byte %d, want %d", d[0], byte(total))
-			}
-			if seg > 0 && len(d) > seg {
-				t.Fatalf("segment of %d bytes with seg %d", len(d), seg)
-			}
-			total += len(d)
-			parts++
-		})
-		if total != n || parts == 0 {
-			t.Fatalf("%d bytes in %d parts, want %d", total, parts, n)
-		}
-	})
-}

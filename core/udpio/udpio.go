@@ -137,15 +137,6 @@ func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 // Features reports the features in use.
 func (c *Conn) Features() Features { return c.feat }
 
-// HeaderSize is the IP plus UDP header size of the socket's family: 28 for
-// IPv4, 48 for IPv6. btest counts it into every datagram's size.
-func (c *Conn) HeaderSize() int {
-	if c.v6 {
-		return 48
-	}
-	return 28
-}
-
 // SetBuffers asks for send and receive buffers of size bytes, beyond the
 // sysctl limits where the process may (SO_*BUFFORCE), since a fast UDP
 // receiver loses datagrams whenever its goroutine is not scheduled for a
@@ -423,19 +414,4 @@ func (r *Reader) Message(i int) (data []byte, length, seg int, src netip.AddrPor
 	l := r.lens[i]
 	data = r.buf[i*r.bufSize : i*r.bufSize+min(l, r.bufSize)]
 	return data, l, r.segs[i], r.srcs[i]
-}
-
-// Split calls fn for each datagram in a message of data coalesced with
-// segment size seg (0: data is one datagram). The last segment may be
-// shorter than seg.
-func Split(data []byte, seg int, fn func([]byte)) {
-	if seg <= 0 || seg >= len(data) {
-		fn(data)
-		return
-	}
-	for len(data) > seg {
-		fn(data[:seg])
-		data = data[seg:]
-	}
-	fn(data)
 }
