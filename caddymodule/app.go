@@ -57,11 +57,6 @@ const (
 	DefaultGracePeriod = 10 * time.Second
 )
 
-// stopSlack is how long Stop waits beyond the grace period for sessions
-// to close after they were told to end (a client stuck in its handshake
-// holds its goroutine until the handshake deadline).
-const stopSlack = time.Second
-
 // App is a MikroTik Bandwidth Test (btest) server. RouterOS's
 // /tool bandwidth-test and other btest clients test TCP and UDP throughput
 // against it, with MD5 or EC-SRP5 authentication.
@@ -127,6 +122,52 @@ type App struct {
 	// command, each authentication message). Default: 10s.
 	HandshakeTimeout caddy.Duration `json:"handshake_timeout,omitempty"`
 
+	// MaxHandshakes caps the connections in their handshake, from all
+	// clients. Default: 256.
+	MaxHandshakes int `json:"max_handshakes,omitempty"`
+
+	// MaxHandshakesPerSource caps the connections of one source (see
+	// source_prefix_v4) in their handshake, so one address cannot take
+	// every handshake slot; the secondary connections a test of that
+	// source still waits for are allowed beyond it. Default: 16.
+	MaxHandshakesPerSource int `json:"max_handshakes_per_source,omitempty"`
+
+	// MaxHandshakeRate caps new tests per second from all clients (an
+	// EC-SRP5 handshake costs about 0.2 ms of CPU), with a burst of one
+	// second's worth; -1 means no limit. Default: 200.
+	MaxHandshakeRate int `json:"max_handshake_rate,omitempty"`
+
+	// MaxHandshakeRatePerSource caps new tests per second from one source,
+	// with a burst of as many; -1 means no limit. Default: 10.
+	MaxHandshakeRatePerSource int `json:"max_handshake_rate_per_source,omitempty"`
+
+	// SourcePrefixV4 and SourcePrefixV6 are the prefix lengths that group
+	// client addresses into one source for max_sessions_per_ip and the
+	// per-source handshake limits. Defaults: 32 (one IPv4 address) and 64
+	// (one IPv6 /64, what one customer is routed).
+	SourcePrefixV4 int `json:"source_prefix_v4,omitempty"`
+	SourcePrefixV6 int `json:"source_prefix_v6,omitempty"`
+
+	// CommandTimeout bounds the wait for a client's command after the
+	// server's HELLO; RouterOS sends it at once. Default: 3s.
+	CommandTimeout caddy.Duration `json:"command_timeout,omitempty"`
+
+	// ProgressTimeout ends a test as "stalled" when no byte moved for so
+	// long in a TCP direction that should carry data (a client that stops
+	// reading), or no status message arrived in a UDP test. Default: 15s.
+	ProgressTimeout caddy.Duration `json:"progress_timeout,omitempty"`
+
+	// MaxStatusRate closes the control connection of a UDP test that
+	// sends more than this many status messages' worth of bytes in a
+	// second; a real client sends one. Default: 64.
+	MaxStatusRate int `json:"max_status_rate,omitempty"`
+
+	// ReadBufferMemory is the budget, in bytes, of the large (1 MiB)
+	// receive buffers fast TCP connections get; the others read into
+	// 32 KiB. It bounds the server's memory together with max_sessions
+	// and max_connections. Default: 134217728 (128 MiB).
+	ReadBufferMemory int64 `json:"read_buffer_memory,omitempty"`
+
 	// GracePeriod is how long tests that are running may go on when this
 	// config stops, on a reload or when Caddy exits; they are ended after
 	// it. A reload does not wait for them; an exit does. Default: 10s.
@@ -189,6 +230,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxDuration:      time.Duration(a.MaxDuration),
 		MaxTxRate:        a.MaxTxRate,
 		HandshakeTimeout: time.Duration(a.HandshakeTimeout),
+
+		MaxHandshakes:             a.MaxHandshakes,
+		MaxHandshakesPerSource:    a.MaxHandshakesPerSource,
+		MaxHandshakeRate:          a.MaxHandshakeRate,
+		MaxHandshakeRatePerSource: a.MaxHandshakeRatePerSource,
+		SourcePrefixV4:            a.SourcePrefixV4,
+		SourcePrefixV6:            a.SourcePrefixV6,
+		CommandTimeout:            time.Duration(a.CommandTimeout),
+		ProgressTimeout:           time.Duration(a.ProgressTimeout),
+		MaxStatusRate:             a.MaxStatusRate,
+		ReadBufferMemory:          a.ReadBufferMemory,
 	}
 	var err error
 	if cfg.Auth, err = core.ParseAuthMode(a.Auth); err != nil {
@@ -385,7 +437,8 @@ func (a *App) closeListeners() {
 
 // Stop closes the listeners at once and lets running tests go on for
 // grace_period, then ends them. When Caddy exits, Stop waits for that
-// (at most grace_period and a second); on a reload it returns at once and
+// (at most grace_period: the core's Shutdown then closes what is left,
+// handshakes included); on a reload it returns at once and
 // the tests finish in the background under this config.
 func (a *App) Stop() error {
 	a.stopping.Store(true)
@@ -396,7 +449,7 @@ func (a *App) Stop() error {
 			zap.Int("sessions", n), zap.Duration("grace_period", grace))
 	}
 	if caddy.Exiting() {
-		a.drain(grace)
+		<-a.drain(grace)
 		return nil
 	}
 	a.drainLater = true
@@ -408,31 +461,21 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// drain shuts the server down: it returns once the running tests ended,
-// by themselves or at the end of grace, or at most stopSlack later with
-// connections still closing (each bounded by its handshake deadline). The
-// channel it returns closes when every connection goroutine has finished.
+// drain shuts the server down. The channel it returns closes once the
+// running tests and handshakes ended, by themselves or at the end of
+// grace, when the core's Shutdown closes every connection left, and every
+// connection goroutine has finished.
 func (a *App) drain(grace time.Duration) <-chan struct{} {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	finished := make(chan struct{})
-	var shutdownErr error
 	go func() {
 		defer close(finished)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		shutdownErr = a.srv.Shutdown(ctx)
+		if err := a.srv.Shutdown(ctx); err != nil {
+			a.logger.Info("btest grace period over; ended running tests and handshakes", zap.Duration("grace_period", grace))
+		}
 		a.serving.Wait()
 	}()
-	t := time.NewTimer(grace + stopSlack)
-	defer t.Stop()
-	select {
-	case <-finished:
-		if shutdownErr != nil {
-			a.logger.Info("btest grace period over; ended running tests", zap.Duration("grace_period", grace))
-		}
-	case <-t.C:
-		a.logger.Warn("btest connections still closing after the grace period; not waiting for them",
-			zap.Int("sessions", a.srv.ActiveSessions()))
-	}
 	return finished
 }
 

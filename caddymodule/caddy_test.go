@@ -753,7 +753,8 @@ func TestCaddyHostile(t *testing.T) {
 		if slow > gets/2 {
 			t.Errorf("%d of %d site requests took over a second", slow, gets)
 		}
-		refused("too_many_handshakes")
+		// One source holds at most max_handshakes_per_source of them.
+		refused("too_many_handshakes_per_source")
 		for _, c := range held {
 			c.Close()
 		}

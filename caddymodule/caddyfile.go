@@ -61,6 +61,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		deny                <cidrs...>|private_ranges
 //		handshake_timeout   <duration>
 //		grace_period        <duration>
+//		max_handshakes                <n>
+//		max_handshakes_per_source     <n>
+//		max_handshake_rate            <n per second>|off
+//		max_handshake_rate_per_source <n per second>|off
+//		source_prefix_v4              <bits>
+//		source_prefix_v6              <bits>
+//		command_timeout               <duration>
+//		progress_timeout              <duration>
+//		max_status_rate               <n per second>
+//		read_buffer_memory            <bytes>
 //	}
 //
 // listen, user, allow and deny may be repeated and add up; every other
@@ -110,6 +120,28 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDuration(d, &a.HandshakeTimeout, false)
 		case "grace_period":
 			err = parseDuration(d, &a.GracePeriod, false)
+		case "max_handshakes":
+			err = parsePositive(d, &a.MaxHandshakes, 0)
+		case "max_handshakes_per_source":
+			err = parsePositive(d, &a.MaxHandshakesPerSource, 0)
+		case "max_handshake_rate":
+			err = parseRate(d, &a.MaxHandshakeRate)
+		case "max_handshake_rate_per_source":
+			err = parseRate(d, &a.MaxHandshakeRatePerSource)
+		case "source_prefix_v4":
+			err = parsePositive(d, &a.SourcePrefixV4, 32)
+		case "source_prefix_v6":
+			err = parsePositive(d, &a.SourcePrefixV6, 128)
+		case "command_timeout":
+			err = parseDuration(d, &a.CommandTimeout, false)
+		case "progress_timeout":
+			err = parseDuration(d, &a.ProgressTimeout, false)
+		case "max_status_rate":
+			err = parsePositive(d, &a.MaxStatusRate, 0)
+		case "read_buffer_memory":
+			var n int
+			err = parsePositive(d, &n, 0)
+			a.ReadBufferMemory = int64(n)
 		default:
 			return d.Errf("unknown btest subdirective '%s'", opt)
 		}
@@ -244,6 +276,19 @@ func parsePositive(d *caddyfile.Dispenser, dst *int, limit int) error {
 	}
 	*dst = n
 	return nil
+}
+
+// parseRate reads a rate limit: a positive number, or `off` for none
+// (stored as -1).
+func parseRate(d *caddyfile.Dispenser, dst *int) error {
+	if d.CountRemainingArgs() == 1 && d.NextArg() {
+		if d.Val() == "off" {
+			*dst = -1
+			return nil
+		}
+		d.Prev()
+	}
+	return parsePositive(d, dst, 0)
 }
 
 // parseDuration reads one duration; negative ones only when negOK.

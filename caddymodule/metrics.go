@@ -39,6 +39,11 @@ var (
 		Name: "refusals_total",
 		Help: "Number of btest connections turned away, by reason.",
 	}, []string{"reason"})
+	anomalies = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "btest",
+		Name: "protocol_anomalies_total",
+		Help: "Number of things btest clients sent that were not believed: status reports of more bytes than the server sent (clamped), status messages beyond the protocol's rate (dropped), flooded control connections, UDP sequence jumps too large to be loss; counted when each test ends.",
+	})
 	udpPorts = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "btest",
 		Name: "udp_ports_in_use",
@@ -46,17 +51,10 @@ var (
 	}, func() float64 { return float64(udpPortsInUse()) })
 )
 
-// refusalReasons are the reasons the core server reports; they are
-// exported at zero from the start so dashboards see every series.
-var refusalReasons = []core.RefusalReason{
-	core.RefusedNotAllowed, core.RefusedHandshakes, core.RefusedSessions,
-	core.RefusedSessionsPerIP, core.RefusedConnections, core.RefusedBadCommand,
-	core.RefusedUnknownToken, core.RefusedHandshakeError, core.RefusedAuthFailed,
-	core.RefusedUnsupported, core.RefusedUDPPorts, core.RefusedShuttingDown,
-}
-
 func init() {
-	for _, r := range refusalReasons {
+	// Every reason the core reports is exported at zero from the start,
+	// so dashboards see every series.
+	for _, r := range core.RefusalReasons() {
 		refusals.WithLabelValues(string(r))
 	}
 	for _, p := range []string{"tcp", "udp"} {
@@ -72,7 +70,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{sessionsActive, sessionsTotal, bytesTotal, authFailures, refusals, udpPorts} {
+	for _, c := range []prometheus.Collector{sessionsActive, sessionsTotal, bytesTotal, authFailures, refusals, anomalies, udpPorts} {
 		if err := reg.Register(c); err != nil {
 			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
 				continue
@@ -114,6 +112,7 @@ func (o *observer) SessionEnded(info core.SessionInfo, sum core.Summary, err err
 	// Totals first: whoever sees the test gone from sessions_active sees
 	// it counted.
 	o.addBytes(info, sum.TxBytes, sum.RxBytes, true)
+	anomalies.Add(float64(sum.Anomalies))
 	sessionsTotal.WithLabelValues(info.Proto.String(), info.Direction.String(), core.ResultString(err)).Inc()
 	sessionsActive.WithLabelValues(info.Proto.String()).Dec()
 }

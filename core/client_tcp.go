@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,9 +56,28 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	var remoteCPU atomic.Int32
 	remoteCPU.Store(-1)
 	// Alone on the stream in a transmit test; interleaved with data in both.
-	scanner := wire.StatusScanner{Framed: cfg.Direction == Transmit}
-	scan := func(b []byte) {
-		scanner.Scan(b, func(s wire.Status) { remoteCPU.Store(int32(s.CPU)) })
+	framed := cfg.Direction == Transmit
+	scanner := wire.StatusScanner{Framed: framed}
+	gate := newStatusGate(0)
+	if framed {
+		gate = newStatusGate(cmp.Or(cfg.MaxStatusRate, DefaultMaxStatusRate))
+	}
+	onStatus := func(s wire.Status) {
+		if gate.honour(time.Now()) {
+			remoteCPU.Store(int32(s.CPU))
+		}
+	}
+	scan := func(b []byte) error {
+		if err := gate.bytes(time.Now(), len(b)); err != nil {
+			gate.anomalies.Add(1)
+			return err
+		}
+		scanner.Scan(b, onStatus)
+		return nil
+	}
+	rb := readBuf{pool: &smallBufs, grow: true}
+	if framed {
+		rb = ctrlReadBuf // nothing but status messages arrive
 	}
 	var pacer *pacing.Pacer
 	if cfg.LocalTxSpeed > 0 {
@@ -73,11 +93,11 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 		if !countRx {
 			counter = &junk
 		}
-		var sc func([]byte)
+		var sc func([]byte) error
 		if i == 0 && cfg.Direction != Receive {
 			sc = scan
 		}
-		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc))) })
+		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc, rb))) })
 		if transmits {
 			wg.Go(func() {
 				cancel(serverEnded(writeLoop(ctx, c, &tx[i], payload, size, DefaultTCPTxSize, pacer, nil)))
@@ -86,6 +106,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	}
 
 	win := newRateWindow(start)
+	watch := newTCPProgress(start, cfg.IdleTimeout, transmits, countRx, cfg.LocalTxSpeed, cfg.RemoteTxSpeed)
 	tick := time.NewTicker(cfg.Interval)
 loop:
 	for {
@@ -93,6 +114,10 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-tick.C:
+			if err := watch.check(now, sumCounters(tx), sumCounters(rx)); err != nil {
+				cancel(err)
+				break loop
+			}
 			win.remoteCPU = int(remoteCPU.Load())
 			st := win.next(now, sumCounters(tx), sumCounters(rx), 0, localCPU())
 			if cfg.OnInterval != nil {
@@ -107,6 +132,7 @@ loop:
 	win.remoteCPU = int(remoteCPU.Load())
 	sum := win.summary(end, sumCounters(tx), sumCounters(rx))
 	sum.Connections = len(conns)
+	sum.Anomalies = gate.anomalies.Load()
 	return sum, clientEndError(parent, cause)
 }
 

@@ -46,13 +46,15 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		idle:     cfg.IdleTimeout,
 		drain:    udpClientDrain,
 		endCause: serverEnded,
+		log:      cfg.Logger,
+
+		maxStatusRate: cfg.MaxStatusRate,
 	}
 	sending := cfg.Direction != Receive
 	payload := udpPayloadSize(cfg.LocalUDPTxSize, hdr)
 	wireSize := payload + hdr
 	if sending {
-		e.pacer = udpPacer(cfg.LocalTxSpeed, wireSize)
-		e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start)
+		e.setupSender(cfg.LocalTxSpeed, wireSize)
 	}
 	rxPayload := udpPayloadSize(cfg.UDPTxSize, hdr)
 	for k := range n {
@@ -84,10 +86,8 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		}
 		e.rx = append(e.rx, newUDPRx(uc.NewReader(batch, rxPayload), uc, server))
 		if sending {
-			e.tx = append(e.tx, &udpTx{
-				snd:   uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random)),
-				pacer: e.pacer, wire: wireSize, seq: 1,
-			})
+			snd := uc.NewSender(dst, payload, max(udpBatchBytes/n, 64<<10), payloadFor(cfg.Random))
+			e.tx = append(e.tx, e.newTx(snd, wireSize))
 		}
 	}
 	e.socks = socks

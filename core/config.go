@@ -75,6 +75,35 @@ const (
 	DefaultUDPIdleTimeout   = 15 * time.Second
 	DefaultUDPPortFirst     = 2001
 	DefaultUDPPortLast      = 2999
+
+	// DefaultMaxHandshakesPerSource lets one source (see SourcePrefixV4)
+	// hold 16 of the 256 handshake slots: a RouterOS client needs one at
+	// a time, plus one per connection it joins (those are allowed on
+	// top while its test waits for them).
+	DefaultMaxHandshakesPerSource = 16
+	// DefaultMaxHandshakeRate caps new tests (commands) per second over
+	// all clients: an EC-SRP5 handshake costs the server about 0.2 ms of
+	// CPU, so 200 a second cost at most 4% of one core.
+	DefaultMaxHandshakeRate = 200
+	// DefaultMaxHandshakeRatePerSource caps new tests per second from one
+	// source, with a burst of as many; a person or a script starts one a
+	// second at most.
+	DefaultMaxHandshakeRatePerSource = 10
+	// DefaultSourcePrefixV4 and DefaultSourcePrefixV6 group client
+	// addresses into sources for the per-source limits: one IPv4 address,
+	// one IPv6 /64 (what a single customer is routed).
+	DefaultSourcePrefixV4 = 32
+	DefaultSourcePrefixV6 = 64
+	// DefaultCommandTimeout bounds the wait for the command after HELLO:
+	// a RouterOS client sends it at once, so only a round trip is needed.
+	DefaultCommandTimeout = 3 * time.Second
+	// DefaultProgressTimeout ends a test in which nothing moved in a
+	// direction that should carry data (TCP) or no status message arrived
+	// (UDP) for so long.
+	DefaultProgressTimeout = 15 * time.Second
+	// DefaultReadBufferMemory is the budget of large (1 MiB) receive
+	// buffers a server hands to fast connections; the others keep 32 KiB.
+	DefaultReadBufferMemory = 128 << 20
 )
 
 // ServerConfig configures a Server. Zero values take the defaults above.
@@ -86,12 +115,38 @@ type ServerConfig struct {
 
 	// MaxSessions caps concurrent tests.
 	MaxSessions int
-	// MaxSessionsPerIP caps concurrent tests from one client address.
+	// MaxSessionsPerIP caps concurrent tests from one source: an IPv4
+	// address or an IPv6 /64 by default (SourcePrefixV4, SourcePrefixV6).
 	MaxSessionsPerIP int
 	// MaxConnections caps the TCP connections (or UDP streams) of one test.
 	MaxConnections int
 	// MaxHandshakes caps connections that have not finished their handshake.
 	MaxHandshakes int
+	// MaxHandshakesPerSource caps the connections of one source in their
+	// handshake; the secondary connections a test of that source still
+	// waits for are allowed beyond it.
+	MaxHandshakesPerSource int
+	// MaxHandshakeRate caps new tests (commands) per second from all
+	// clients, MaxHandshakeRatePerSource from one source; each allows a
+	// burst of one second's worth. Negative means no limit.
+	MaxHandshakeRate, MaxHandshakeRatePerSource int
+	// SourcePrefixV4 and SourcePrefixV6 are the prefix lengths that group
+	// client addresses into one source for the per-source limits.
+	SourcePrefixV4, SourcePrefixV6 int
+	// CommandTimeout bounds the wait for the first command after HELLO,
+	// which RouterOS clients send at once.
+	CommandTimeout time.Duration
+	// ProgressTimeout ends a test with ErrStalled when, for so long, no
+	// byte moved in a TCP direction that should carry data, or no status
+	// message arrived in a UDP test.
+	ProgressTimeout time.Duration
+	// MaxStatusRate closes the control connection of a UDP test that
+	// sends more than this many status messages' worth of bytes in a
+	// second (a real client sends one).
+	MaxStatusRate int
+	// ReadBufferMemory is the budget, in bytes, of large receive buffers
+	// for fast TCP connections; the others read into 32 KiB.
+	ReadBufferMemory int64
 	// MaxDuration ends a test that runs longer. Negative means no limit.
 	MaxDuration time.Duration
 	// MaxTxRate caps what the server sends per test, in bit/s (0 = no cap).
@@ -103,7 +158,8 @@ type ServerConfig struct {
 	// JoinTimeout bounds the wait for the secondary connections of a
 	// multi-connection test; the test then starts with those that came.
 	JoinTimeout time.Duration
-	// UDPIdleTimeout ends a UDP test when no status message arrived for so long.
+	// UDPIdleTimeout, when set, replaces ProgressTimeout for UDP tests
+	// (it predates ProgressTimeout).
 	UDPIdleTimeout time.Duration
 
 	// UDPPorts is the pool of UDP data ports. When nil the server makes one
@@ -139,6 +195,20 @@ func (c *ServerConfig) setDefaults() {
 	def(&c.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
 	def(&c.MaxConnections, DefaultMaxConnections)
 	def(&c.MaxHandshakes, DefaultMaxHandshakes)
+	def(&c.MaxHandshakesPerSource, DefaultMaxHandshakesPerSource)
+	defRate := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defRate(&c.MaxHandshakeRate, DefaultMaxHandshakeRate)
+	defRate(&c.MaxHandshakeRatePerSource, DefaultMaxHandshakeRatePerSource)
+	def(&c.SourcePrefixV4, DefaultSourcePrefixV4)
+	def(&c.SourcePrefixV6, DefaultSourcePrefixV6)
+	def(&c.MaxStatusRate, DefaultMaxStatusRate)
+	if c.ReadBufferMemory <= 0 {
+		c.ReadBufferMemory = DefaultReadBufferMemory
+	}
 	def(&c.UDPPortFirst, DefaultUDPPortFirst)
 	def(&c.UDPPortLast, DefaultUDPPortLast)
 	defDur := func(v *time.Duration, d time.Duration) {
@@ -149,7 +219,9 @@ func (c *ServerConfig) setDefaults() {
 	defDur(&c.MaxDuration, DefaultMaxDuration)
 	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	defDur(&c.JoinTimeout, DefaultJoinTimeout)
-	defDur(&c.UDPIdleTimeout, DefaultUDPIdleTimeout)
+	defDur(&c.CommandTimeout, DefaultCommandTimeout)
+	defDur(&c.ProgressTimeout, DefaultProgressTimeout)
+	defDur(&c.UDPIdleTimeout, c.ProgressTimeout)
 	c.MaxConnections = min(c.MaxConnections, 255)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -159,6 +231,14 @@ func (c *ServerConfig) setDefaults() {
 func (c *ServerConfig) validate() error {
 	if c.Auth > AuthECSRP5 {
 		return fmt.Errorf("btest server: unknown auth mode %d", c.Auth)
+	}
+	if c.SourcePrefixV4 > 32 || c.SourcePrefixV6 > 128 {
+		return fmt.Errorf("btest server: source prefix /%d (IPv4, at most 32) or /%d (IPv6, at most 128) too long", c.SourcePrefixV4, c.SourcePrefixV6)
+	}
+	for _, d := range []time.Duration{c.HandshakeTimeout, c.CommandTimeout, c.ProgressTimeout, c.UDPIdleTimeout, c.JoinTimeout} {
+		if d < 0 {
+			return fmt.Errorf("btest server: negative timeout %v", d)
+		}
 	}
 	if c.Auth != AuthNone && len(c.Users) == 0 {
 		return fmt.Errorf("btest server: auth %s needs at least one user", c.Auth)
@@ -319,9 +399,15 @@ type ClientConfig struct {
 	Interval time.Duration
 	// HandshakeTimeout bounds connecting and each handshake step.
 	HandshakeTimeout time.Duration
-	// IdleTimeout ends the test with ErrTimeout when the server goes
-	// silent (UDP) for so long; default 15 s.
+	// IdleTimeout ends the test with ErrStalled when, for so long, the
+	// server sent no status message (UDP) or no byte moved in a direction
+	// that should carry data (TCP); default 15 s.
 	IdleTimeout time.Duration
+	// MaxStatusRate ends the test with ErrProtocol when a server sends
+	// more than this many status messages' worth of bytes in a second
+	// where it should send only status messages (one a second); default
+	// 64.
+	MaxStatusRate int
 	// SocketBuffer sets SO_SNDBUF/SO_RCVBUF; 0 keeps kernel autotuning.
 	SocketBuffer int
 	// LocalAddress, when set, is the source IP address of the test's

@@ -7,7 +7,10 @@
 // (and the btest command) drive it through NewServer and RunClient.
 package core
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of these where
 // one applies, so callers can test with errors.Is.
@@ -27,6 +30,10 @@ var (
 	ErrProtocol = errors.New("protocol error")
 	// ErrTimeout means a handshake step or a peer went silent for too long.
 	ErrTimeout = errors.New("timed out")
+	// ErrStalled means nothing moved for the progress timeout: no byte in
+	// a TCP direction that should carry data, or no status message in a
+	// UDP test. It wraps ErrTimeout.
+	ErrStalled = fmt.Errorf("stalled: %w", ErrTimeout)
 	// ErrServerClosed is returned by Serve after Shutdown or Close.
 	ErrServerClosed = errors.New("btest server closed")
 )

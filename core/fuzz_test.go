@@ -26,7 +26,10 @@ func FuzzServerHandshake(f *testing.F) {
 	for i, mode := range []AuthMode{AuthNone, AuthMD5, AuthECSRP5} {
 		s, err := NewServer(ServerConfig{
 			Auth: mode, Users: []User{{Name: "admin", Password: "pw"}},
-			HandshakeTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+			HandshakeTimeout: 50 * time.Millisecond, CommandTimeout: 50 * time.Millisecond,
+			// Every input should reach authentication, not a rate limit.
+			MaxHandshakeRate: -1, MaxHandshakeRatePerSource: -1,
+			Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			f.Fatal(err)
@@ -42,7 +45,7 @@ func FuzzServerHandshake(f *testing.F) {
 			client.Close()
 		}()
 		remote := netip.MustParseAddrPort("127.0.0.1:4000")
-		sess, _ := s.handshake(server, remote)
+		sess, _ := s.handshake(server, remote, s.source(remote.Addr()))
 		if sess != nil {
 			s.release(sess)
 		}

@@ -31,9 +31,9 @@ type Server struct {
 	verifiers map[string]ecsrp5.Verifier
 	ports     *portpool.Pool
 
-	handshakes chan struct{} // semaphore of connections in handshake
-	nextID     atomic.Uint64
-	refusals   atomic.Uint64
+	readBuf  readBuf // data connections' receive buffers, within the memory budget
+	nextID   atomic.Uint64
+	refusals atomic.Uint64
 
 	ctx    context.Context // ends every session when cancelled
 	cancel context.CancelFunc
@@ -42,9 +42,15 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	sessions  map[*serverSession]struct{}
-	perIP     map[netip.Addr]int
 	pending   map[uint16]*serverSession // multi-connection tests awaiting JOINs
 	conns     sync.WaitGroup            // every connection goroutine
+	// handshaking holds the connections in their handshake, so Shutdown
+	// can close them when its context ends.
+	handshaking map[net.Conn]struct{}
+	sources     map[netip.Prefix]*sourceState
+	lastSweep   time.Time
+	rate        tokenBucket // new tests, all sources
+	logLimit    logLimiter  // refusal log lines
 }
 
 // NewServer checks cfg, applies defaults and returns a server that is not
@@ -62,15 +68,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		users:      make(map[string]User, len(cfg.Users)),
-		ports:      ports,
-		handshakes: make(chan struct{}, cfg.MaxHandshakes),
-		listeners:  make(map[net.Listener]struct{}),
-		sessions:   make(map[*serverSession]struct{}),
-		perIP:      make(map[netip.Addr]int),
-		pending:    make(map[uint16]*serverSession),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		users:       make(map[string]User, len(cfg.Users)),
+		ports:       ports,
+		readBuf:     readBuf{pool: &smallBufs, grow: true, budget: newBufBudget(cfg.ReadBufferMemory)},
+		listeners:   make(map[net.Listener]struct{}),
+		sessions:    make(map[*serverSession]struct{}),
+		pending:     make(map[uint16]*serverSession),
+		handshaking: make(map[net.Conn]struct{}),
+		sources:     make(map[netip.Prefix]*sourceState),
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Name] = u
@@ -164,8 +171,11 @@ func (s *Server) closeListeners() bool {
 	return true
 }
 
-// Shutdown stops accepting, lets running tests go on until ctx ends, then
-// ends them, and returns once every connection goroutine has finished.
+// Shutdown stops accepting, lets running tests and handshakes go on until
+// ctx ends, then ends the tests and closes the connections still in their
+// handshake, and returns once every connection goroutine has finished:
+// promptly after ctx ends, since every goroutine then waits on a closed
+// socket.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	done := make(chan struct{})
@@ -177,15 +187,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.cancel()
+	s.closeHandshakes()
 	<-done
 	return ctx.Err()
 }
 
-// Close stops accepting, ends every running test at once and waits for
-// their goroutines to finish.
+// Close stops accepting, ends every running test and handshake at once
+// and waits for their goroutines to finish.
 func (s *Server) Close() error {
 	s.closeListeners()
 	s.cancel()
+	s.closeHandshakes()
 	s.conns.Wait()
 	return nil
 }
@@ -205,10 +217,17 @@ func (s *Server) UDPPorts() *portpool.Pool { return s.ports }
 
 func (s *Server) refuse(remote netip.AddrPort, reason RefusalReason, err error) {
 	s.refusals.Add(1)
-	if err != nil {
-		s.log.Info("btest connection refused", "remote", remote.String(), "reason", string(reason), "err", err)
-	} else {
-		s.log.Info("btest connection refused", "remote", remote.String(), "reason", string(reason))
+	// A flood must not become a flood of log lines: one line per reason
+	// a second, with the count of those left out.
+	if ok, skipped := s.logLimit.allow(reason, time.Now()); ok {
+		attrs := []any{"remote", remote.String(), "reason", string(reason)}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		if skipped > 0 {
+			attrs = append(attrs, "not_logged_before", skipped)
+		}
+		s.log.Info("btest connection refused", attrs...)
 	}
 	s.cfg.Observer.refused(remote.Addr(), reason)
 }
@@ -253,15 +272,14 @@ func (s *Server) handleConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	select {
-	case s.handshakes <- struct{}{}:
-	default:
-		s.refuse(remote, RefusedHandshakes, nil)
+	src := s.source(remote.Addr())
+	if reason := s.enterHandshake(c, src); reason != "" {
+		s.refuse(remote, reason, nil)
 		c.Close()
 		return
 	}
-	sess, err := s.handshake(c, remote)
-	<-s.handshakes
+	sess, err := s.handshake(c, remote, src)
+	s.leaveHandshake(c, src)
 	if err != nil || sess == nil {
 		// Refused, failed, or a secondary that joined a session: the
 		// session goroutine owns a joined connection.
@@ -278,13 +296,15 @@ func (s *Server) step(c net.Conn) {
 // handshake reads the command (or a JOIN), authenticates and answers. It
 // returns a session ready to run, or nil when the connection was handled
 // (refused, or attached to a pending session).
-func (s *Server) handshake(c net.Conn, remote netip.AddrPort) (*serverSession, error) {
+func (s *Server) handshake(c net.Conn, remote netip.AddrPort, src netip.Prefix) (*serverSession, error) {
 	fail := func(reason RefusalReason, err error) (*serverSession, error) {
 		s.refuse(remote, reason, err)
 		c.Close()
 		return nil, err
 	}
-	s.step(c)
+	// A RouterOS client sends its command as soon as HELLO arrives; a
+	// connection that does not gives its slot back soon.
+	c.SetDeadline(time.Now().Add(min(s.cfg.CommandTimeout, s.cfg.HandshakeTimeout)))
 	if _, err := c.Write(wire.Hello[:]); err != nil {
 		return fail(RefusedHandshakeError, fmt.Errorf("writing hello: %w", err))
 	}
@@ -309,7 +329,11 @@ func (s *Server) handshake(c net.Conn, remote netip.AddrPort) (*serverSession, e
 	if int(cmd.ConnCount) > s.cfg.MaxConnections {
 		return fail(RefusedConnections, fmt.Errorf("%w: %d connections requested, at most %d allowed", ErrLimit, cmd.ConnCount, s.cfg.MaxConnections))
 	}
+	if reason, err := s.allowCommand(src); err != nil {
+		return fail(reason, err)
+	}
 	sess := s.newSession(c, remote, cmd)
+	sess.src = src
 	if reason, err := s.admit(sess); err != nil {
 		return fail(reason, err)
 	}
@@ -420,17 +444,17 @@ func (s *Server) lookupMD5(r md5auth.Reply) (User, bool) {
 func (s *Server) admit(sess *serverSession) (RefusalReason, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ip := sess.info.Remote.Addr()
+	st := s.sourceLocked(sess.src, time.Now())
 	switch {
 	case s.closed:
 		return RefusedShuttingDown, fmt.Errorf("%w: server is shutting down", ErrLimit)
 	case len(s.sessions) >= s.cfg.MaxSessions:
 		return RefusedSessions, fmt.Errorf("%w: %d sessions running", ErrLimit, len(s.sessions))
-	case s.perIP[ip] >= s.cfg.MaxSessionsPerIP:
-		return RefusedSessionsPerIP, fmt.Errorf("%w: %d sessions from %s", ErrLimit, s.perIP[ip], ip)
+	case st.sessions >= s.cfg.MaxSessionsPerIP:
+		return RefusedSessionsPerIP, fmt.Errorf("%w: %d sessions from %s", ErrLimit, st.sessions, sess.src)
 	}
 	s.sessions[sess] = struct{}{}
-	s.perIP[ip]++
+	st.sessions++
 	return "", nil
 }
 
@@ -439,14 +463,14 @@ func (s *Server) release(sess *serverSession) {
 	s.mu.Lock()
 	if _, ok := s.sessions[sess]; ok {
 		delete(s.sessions, sess)
-		ip := sess.info.Remote.Addr()
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
+		if st := s.sources[sess.src]; st != nil {
+			st.sessions--
 		}
 	}
 	if sess.token != 0 && s.pending[sess.token] == sess {
 		delete(s.pending, sess.token)
 	}
+	s.expectJoinsLocked(sess, -sess.joinsLeft)
 	s.mu.Unlock()
 	sess.closeUDP()
 }
@@ -464,6 +488,7 @@ func (s *Server) register(sess *serverSession) uint16 {
 		if _, busy := s.pending[t]; !busy {
 			s.pending[t] = sess
 			sess.token = t
+			s.expectJoinsLocked(sess, int(sess.cmd.ConnCount)-1)
 			return t
 		}
 	}

@@ -47,7 +47,7 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	for i, c := range conns {
 		tuneTCP(c, s.cfg.SocketBuffer)
 		wg.Go(func() {
-			cancel(endCause(readLoop(c, &rx[i], nil)))
+			cancel(endCause(readLoop(c, &rx[i], nil, s.readBuf)))
 		})
 		if dir.ServerTransmits() {
 			var status *atomic.Pointer[wire.Status]
@@ -61,6 +61,8 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	}
 
 	win := newRateWindow(ss.info.Started)
+	watch := newTCPProgress(ss.info.Started, s.cfg.ProgressTimeout, dir.ServerTransmits(), dir.ServerReceivesData(),
+		ss.info.TxRate, ss.info.LocalTxSpeed)
 	tick := time.NewTicker(time.Second)
 	var seq uint32
 	var lastRx uint64
@@ -71,6 +73,10 @@ loop:
 			break loop
 		case now := <-tick.C:
 			txTotal, rxTotal := sumCounters(tx), sumCounters(rx)
+			if err := watch.check(now, txTotal, rxTotal); err != nil {
+				cancel(err)
+				break loop
+			}
 			cpu := localCPU()
 			st := win.next(now, txTotal, rxTotal, 0, cpu)
 			if dir.ServerReceivesData() {

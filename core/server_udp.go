@@ -109,6 +109,9 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		waitPeer: true,
 		endCause: endCause,
 		features: uc.Features(),
+		log:      s.log.With("id", ss.info.ID, "remote", ss.info.Remote.String()),
+
+		maxStatusRate: s.cfg.MaxStatusRate,
 	}
 	batch := 2 // only the client's NAT probe is expected
 	if dir.ServerReceivesData() {
@@ -119,15 +122,12 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 	e.rx = []*udpRx{newUDPRx(uc.NewReader(batch, max(payload, 2048)), uc, peer)}
 	if dir.ServerTransmits() {
 		wireSize := payload + hdr
-		e.pacer = udpPacer(ss.info.TxRate, wireSize)
-		e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start)
+		e.setupSender(ss.info.TxRate, wireSize)
 		// Every stream's data goes to the first client port, as other
 		// servers do and RouterOS clients accept (docs/protocol.md, §11.1 Ports).
 		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
-		e.tx = []*udpTx{{
-			snd:   uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random)),
-			pacer: e.pacer, wire: wireSize, seq: 1,
-		}}
+		snd := uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random))
+		e.tx = []*udpTx{e.newTx(snd, wireSize)}
 	}
 	var onInterval func(IntervalStats)
 	if o := s.cfg.Observer; o != nil && o.SessionInterval != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,10 @@ type serverSession struct {
 	cmd   wire.Command
 	info  SessionInfo
 	token uint16
+	src   netip.Prefix // the client's source, for the per-source limits
+	// joinsLeft is how many secondaries the session may still take; the
+	// server's mutex guards it.
+	joinsLeft int
 
 	mu      sync.Mutex
 	conns   []net.Conn // primary first
@@ -96,6 +101,9 @@ func (ss *serverSession) addConn(c net.Conn) bool {
 		return false
 	}
 	ss.conns = append(ss.conns, c)
+	ss.srv.mu.Lock()
+	ss.srv.expectJoinsLocked(ss, -1)
+	ss.srv.mu.Unlock()
 	if len(ss.conns) == int(ss.cmd.ConnCount) {
 		close(ss.joined)
 	}
@@ -123,6 +131,7 @@ func (ss *serverSession) run() {
 	if ss.token != 0 {
 		delete(s.pending, ss.token)
 	}
+	s.expectJoinsLocked(ss, -ss.joinsLeft) // no more joins
 	s.mu.Unlock()
 	defer func() {
 		for _, c := range conns {
@@ -164,7 +173,7 @@ func (ss *serverSession) run() {
 	attrs := append(ss.logAttrs(),
 		"tx_bytes", sum.TxBytes, "rx_bytes", sum.RxBytes,
 		"tx_bps", int64(sum.TxBps), "rx_bps", int64(sum.RxBps),
-		"lost_packets", sum.LostPackets,
+		"lost_packets", sum.LostPackets, "startup_lost_packets", sum.StartupLostPackets,
 		"duration", sum.Duration.Round(time.Millisecond).String(),
 		"result", resultString(err))
 	if err != nil {
@@ -196,6 +205,8 @@ func resultString(err error) string {
 		return "auth_failed"
 	case errors.Is(err, ErrLimit):
 		return "limit"
+	case errors.Is(err, ErrStalled):
+		return "stalled"
 	case errors.Is(err, ErrTimeout):
 		return "timeout"
 	case errors.Is(err, ErrProtocol):
@@ -214,31 +225,85 @@ func resultString(err error) string {
 func ResultString(err error) string { return resultString(err) }
 
 // Receive buffers are pooled: sessions come and go, and a public server
-// should not allocate (and later collect) megabytes per test.
+// should not allocate (and later collect) megabytes per test. Every
+// connection starts with a small buffer; one that fills it takes a large
+// one while the server's budget of large buffers lasts (see
+// ServerConfig.ReadBufferMemory), so memory stays bounded by
+// sessions x connections x smallReadBuf plus the budget.
+const (
+	smallReadBuf = 32 << 10
+	tinyReadBuf  = 4 << 10 // control connections of UDP tests: status messages only
+)
+
 var (
-	smallBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+	tinyBufs  = sync.Pool{New: func() any { b := make([]byte, tinyReadBuf); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallReadBuf); return &b }}
 	largeBufs = sync.Pool{New: func() any { b := make([]byte, payloadSize); return &b }}
 )
 
+// bufBudget caps how many large receive buffers are out at once.
+type bufBudget struct{ left atomic.Int64 }
+
+// newBufBudget returns a budget of bytes worth of large buffers.
+func newBufBudget(bytes int64) *bufBudget {
+	b := new(bufBudget)
+	b.left.Store(bytes / payloadSize)
+	return b
+}
+
+func (b *bufBudget) take() bool {
+	if b == nil {
+		return true
+	}
+	if b.left.Add(-1) < 0 {
+		b.left.Add(1)
+		return false
+	}
+	return true
+}
+
+func (b *bufBudget) give() {
+	if b != nil {
+		b.left.Add(1)
+	}
+}
+
+// readBuf says which buffers a read loop uses.
+type readBuf struct {
+	pool   *sync.Pool // the buffer a connection starts with
+	grow   bool       // one that fills it may move to a large buffer
+	budget *bufBudget // bounds the large buffers out at once; nil: no bound
+}
+
+// ctrlReadBuf is for control connections that carry only status messages.
+var ctrlReadBuf = readBuf{pool: &tinyBufs}
+
 // readLoop counts what arrives on c until it fails; scan, when set, sees
-// every chunk (status messages). The buffer starts small and grows on the
-// first full read, so slow tests stay small in memory and fast ones read
-// in large blocks.
-func readLoop(c net.Conn, n *paddedCounter, scan func([]byte)) error {
-	pool := &smallBufs
+// every chunk (status messages) and ends the loop with its error. The
+// buffer starts small and grows on the first full read when rb allows,
+// so slow tests stay small in memory and fast ones read in large blocks.
+func readLoop(c net.Conn, n *paddedCounter, scan func([]byte) error, rb readBuf) error {
+	pool, large := rb.pool, false
 	bp := pool.Get().(*[]byte)
-	defer func() { pool.Put(bp) }()
+	defer func() {
+		pool.Put(bp)
+		if large {
+			rb.budget.give()
+		}
+	}()
 	buf := *bp
 	for {
 		k, err := c.Read(buf)
 		if k > 0 {
 			n.Add(uint64(k))
 			if scan != nil {
-				scan(buf[:k])
+				if err := scan(buf[:k]); err != nil {
+					return err
+				}
 			}
-			if k == len(buf) && pool == &smallBufs {
+			if k == len(buf) && rb.grow && !large && rb.budget.take() {
 				pool.Put(bp)
-				pool = &largeBufs
+				pool, large = &largeBufs, true
 				bp = pool.Get().(*[]byte)
 				buf = *bp
 			}

@@ -23,6 +23,11 @@ type IntervalStats struct {
 	// LostPackets counts UDP datagrams lost in this interval (receive
 	// side); LostTotal since the start.
 	LostPackets, LostTotal uint64
+	// StartupLostPackets is the part of LostPackets lost while the peer's
+	// sender was still searching for the path's rate (known only when the
+	// peer is btest-go, whose datagrams say so): what the start-up cost,
+	// not what the path loses. Always 0 when the peer cannot tell.
+	StartupLostPackets uint64
 	// TxPackets and RxPackets count the UDP datagrams this side sent and
 	// received in this interval (0 for TCP): exact counts, not estimates.
 	TxPackets, RxPackets uint64
@@ -46,6 +51,9 @@ type Summary struct {
 	TxBps, RxBps     float64
 	// LostPackets is the total number of UDP datagrams lost (receive side).
 	LostPackets uint64
+	// StartupLostPackets is the part of LostPackets lost during the peer's
+	// start-up (see IntervalStats); LostPackets minus it is the path's.
+	StartupLostPackets uint64
 	// TxPackets and RxPackets count the UDP datagrams this side sent and
 	// received (0 for TCP).
 	TxPackets, RxPackets uint64
@@ -53,6 +61,11 @@ type Summary struct {
 	LocalCPU, RemoteCPU int
 	// Intervals holds the number of interval reports made.
 	Intervals int
+	// Anomalies counts what the peer sent that was not believed: status
+	// reports of more bytes than were sent (clamped), status messages
+	// beyond the protocol's rate (dropped), a flooded control connection,
+	// UDP sequence jumps too large to be loss (resynchronised).
+	Anomalies uint64
 }
 
 // paddedCounter is a byte counter on its own cache line, so the counters

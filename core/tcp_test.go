@@ -86,7 +86,9 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 	t.Helper()
 	rec := newRecorder()
 	cfg = withTestPorts(t, cfg)
-	cfg.Observer = rec.observer()
+	if cfg.Observer == nil {
+		cfg.Observer = rec.observer()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}

@@ -1,10 +1,12 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net"
@@ -72,10 +74,13 @@ const (
 	udpEarlyStatus = 1 << 31
 )
 
-// udpEarly lets the receivers ask for an early status message.
+// udpEarly lets the receivers ask for an early status message, and tell
+// that the peer's sender takes early reports (ours is closed).
 type udpEarly struct {
-	since atomic.Uint64 // bytes received since the last status
-	kick  chan struct{}
+	since    atomic.Uint64 // bytes received since the last status
+	kick     chan struct{}
+	ours     chan struct{}
+	oursOnce sync.Once
 }
 
 // udpHeaderSize is the IP plus UDP header that btest counts into every
@@ -114,6 +119,13 @@ const lossWindow = 1024
 // taken as a restarted sender instead of a very late datagram.
 const lossResync = 1 << 24
 
+// lossJump is the largest forward jump of sequence numbers taken as
+// datagrams lost in a row: a million datagrams, more than a second of
+// 10 Gbit/s at 1500 bytes. A larger jump is a sender that restarted (or
+// lies): the tracker resynchronises to it instead of counting up to 2^31
+// datagrams lost at once.
+const lossJump = 1 << 20
+
 // lossTracker counts lost datagrams of one source from their sequence
 // numbers. A bitmap remembers which of the last lossWindow numbers arrived;
 // a number counts as lost only when it leaves that window unseen, so
@@ -124,6 +136,7 @@ type lossTracker struct {
 	started bool
 	seen    [lossWindow / 64]uint64 // bit s%lossWindow: s in (hi-lossWindow, hi] arrived
 	lost    uint64
+	resyncs uint64 // jumps too far to be loss, either way
 }
 
 // see records one sequence number and returns how many datagrams it shows
@@ -143,18 +156,26 @@ func (t *lossTracker) see(seq uint32) uint64 {
 		return 0
 	}
 	if d < 1<<31 {
+		if d >= lossJump {
+			return t.resync(seq)
+		}
 		return t.advance(seq, d)
 	}
 	back := t.hi - seq
 	if back >= lossWindow {
 		if back >= lossResync {
-			*t = lossTracker{lost: t.lost}
-			return t.see(seq)
+			return t.resync(seq)
 		}
 		return 0 // too late: already counted lost, and never subtracted
 	}
 	t.seen[seq/64%(lossWindow/64)] |= 1 << (seq % 64)
 	return 0
+}
+
+// resync starts over at seq, keeping the loss counted so far.
+func (t *lossTracker) resync(seq uint32) uint64 {
+	*t = lossTracker{lost: t.lost, resyncs: t.resyncs + 1}
+	return t.see(seq)
 }
 
 func (t *lossTracker) advance(seq, d uint32) uint64 {
@@ -228,9 +249,19 @@ type rateControl struct {
 	lossHist     [10]uint64 // recent loss, per mille
 	gotHist      [10]uint64 // recent arrival rates, bit/s
 	nHist        int
+	pend         uint64    // bytes of reports too close together to judge yet
+	reports      int       // reports taken
+	prev         time.Time // arrival of the previous report
+	// fast steers an unlimited sender once the reports come early (from
+	// our own receiver, see udp_startup.go); rtt tells it their lag.
+	fast *fastControl
+	rtt  func() time.Duration
 }
 
-func newRateControl(limit uint64, wireSize int, start time.Time) *rateControl {
+// newRateControl returns the controller of a sender with the given limit
+// (0: none); an unlimited one starts at udpStartRate. rtt, if not nil,
+// tells the round-trip time of the control connection.
+func newRateControl(limit uint64, wireSize int, start time.Time, rtt func() time.Duration) *rateControl {
 	perPacket := uint64(wireSize) * 8
 	c := &rateControl{
 		limit:      limit,
@@ -238,33 +269,79 @@ func newRateControl(limit uint64, wireSize int, start time.Time) *rateControl {
 		minDeficit: 4 * uint64(wireSize),
 		rate:       limit,
 		last:       start,
+		rtt:        rtt,
 	}
 	if c.limit > 0 {
 		c.floor = min(c.floor, c.limit)
+	} else {
+		c.rate = max(udpStartRate, c.floor)
+	}
+	if c.rtt == nil {
+		c.rtt = func() time.Duration { return 0 }
 	}
 	return c
+}
+
+// starting reports whether an unlimited sender is still searching for the
+// path's rate.
+func (c *rateControl) starting() bool {
+	if c.limit > 0 {
+		return false
+	}
+	if c.fast != nil {
+		return c.fast.starting()
+	}
+	return c.wMax == 0
 }
 
 // report takes a status report of bytes received, arriving at now, with
 // sent the sender's running total of bytes, and returns the new rate.
 func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	gap := now.Sub(c.last)
-	if bytes == 0 || gap <= 0 {
+	if gap <= 0 {
+		return c.rate
+	}
+	c.reports++
+	between := now.Sub(c.prev)
+	c.prev = now
+	if c.limit == 0 && c.fast == nil && between < udpFastGap && c.reports > 1 {
+		// Reports come early: our own receiver. Steer by them from here.
+		c.fast = newFastControl(c.floor, c.rate, c.rtt)
+	}
+	if c.fast != nil {
+		if bytes == math.MaxUint32 {
+			// Saturated: only "at least this much", as below.
+			c.last, c.lastSent = now, sent
+			return c.rate
+		}
+		c.rate = c.fast.report(now, between, bytes, sent)
+		c.last, c.lastSent = now, sent
+		return c.rate
+	}
+	if bytes == 0 {
 		return c.rate
 	}
 	if bytes == math.MaxUint32 {
 		// A saturated report (about 34 Gbit/s or more in a second)
 		// says only "at least this much": no verdict on loss either.
-		c.last, c.lastSent = now, sent
+		c.last, c.lastSent, c.pend = now, sent, 0
 		return c.rate
 	}
+	if gap < 500*time.Millisecond {
+		// Early reports (ours, under a limit): judge them together,
+		// over half a second at least, as the rule below expects.
+		c.pend += uint64(bytes)
+		return c.rate
+	}
+	b := uint64(bytes) + c.pend
+	c.pend = 0
 	c.last = now
 	delta := sent - c.lastSent
 	c.lastSent = sent
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
 	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)
-	got := mulDiv(uint64(bytes), 8*uint64(time.Second), uint64(gap))
+	got := mulDiv(b, 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
 	if c.limit > 0 {
 		// The user asked for this rate: send it, as RouterOS does, and
@@ -273,8 +350,8 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		return c.rate
 	}
 	var lossPM uint64
-	if delta > uint64(bytes) && delta-uint64(bytes) >= c.minDeficit {
-		lossPM = (delta - uint64(bytes)) * 1000 / delta
+	if delta > b && delta-b >= c.minDeficit {
+		lossPM = (delta - b) * 1000 / delta
 	}
 	// The path's usual loss is the least seen recently (none until a
 	// report shows otherwise); the peak is the most that arrived.
@@ -302,7 +379,13 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		c.wMax = got
 		c.rate = got - got/20
 		c.stepPM = 10
-	case c.wMax == 0 || c.rate == 0:
+	case c.wMax == 0:
+		// The start-up, against a peer that reports once a second: at
+		// most twice what arrived, so the path's rate is found in
+		// a few seconds while the overshoot stays bounded.
+		c.rate = max(c.floor, got*2)
+		return c.rate
+	case c.rate == 0:
 		c.rate = ceiling
 	case c.rate < peak/10*9:
 		c.rate = peak - peak/50
@@ -319,19 +402,44 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	return c.rate
 }
 
-// udpPace sets up the pacer for a sender: the rate starts at the limit, or
-// unlimited (line rate) without one. docs/protocol.md, §12.2: rates under two
-// datagrams a second become one datagram a second.
+// udpPacer sets up the pacer for a sender at its limit (0: none).
+// docs/protocol.md, §12.2: rates under two datagrams a second become one
+// datagram a second.
 func udpPacer(limit uint64, wireSize int) *pacing.Pacer {
 	onePerSec := uint64(wireSize) * 8
 	if limit > 0 && limit < 2*onePerSec {
 		limit = onePerSec
 	}
-	burst := udpBurst
-	if limit > 0 && limit < udpSmallLimit {
-		burst = udpLimitBurst
+	switch {
+	case limit == 0:
+		// Paced by rate control: catch up on a late wake-up (a busy
+		// machine) within udpStartBurst, at most udpStartBurstBytes.
+		return pacing.NewCapped(0, udpStartBurst, udpStartBurstBytes)
+	case limit < udpSmallLimit:
+		return pacing.New(limit, udpLimitBurst)
 	}
-	return pacing.New(limit, burst)
+	return pacing.New(limit, udpBurst)
+}
+
+// setupSender makes the engine's pacer and rate control for a sender with
+// the given limit (0: none, then it starts at udpStartRate).
+func (e *udpEngine) setupSender(limit uint64, wireSize int) {
+	e.pacer = udpPacer(limit, wireSize)
+	ctrl := e.ctrl
+	e.rc = newRateControl(e.pacer.Rate(), wireSize, e.start, func() time.Duration { return tcpRTT(ctrl) })
+	e.pacer.SetRate(e.rc.rate)
+	e.starting.Store(e.rc.starting())
+}
+
+// newTx returns a sending loop on snd that shares the engine's pacer. An
+// unlimited sender marks its datagrams as ours (udpMark), so that our
+// receiver reports early; one with a limit has no use for that.
+func (e *udpEngine) newTx(snd *udpio.Sender, wireSize int) *udpTx {
+	t := &udpTx{snd: snd, pacer: e.pacer, wire: wireSize, seq: 1}
+	if e.rc.limit == 0 {
+		t.starting = &e.starting
+	}
+	return t
 }
 
 // udpTx is one sending socket's loop.
@@ -342,6 +450,10 @@ type udpTx struct {
 	seq   uint32
 	bytes paddedCounter
 	pkts  paddedCounter
+	// starting is the engine's start-up state, copied into the mark of
+	// the datagrams when it changes (marked: what they carry now).
+	starting *atomic.Bool
+	marked   int8 // 0 none yet, 1 starting, 2 steady
 }
 
 // run sends until ctx ends, the socket's write deadline passes, or a send
@@ -363,6 +475,17 @@ func (u *udpTx) run(ctx context.Context) error {
 // step waits for the pacer and sends one train: the whole batch when
 // unpaced, about udpTick's worth of datagrams when paced.
 func (u *udpTx) step(ctx context.Context, sl *pacing.Sleeper) error {
+	if u.starting != nil {
+		want := int8(2)
+		if u.starting.Load() {
+			want = 1
+		}
+		if want != u.marked {
+			m := udpMark(want == 1)
+			u.snd.Stamp(udpMarkOffset, m[:])
+			u.marked = want
+		}
+	}
 	n := u.snd.Max()
 	if r := u.pacer.Rate(); r > 0 {
 		perTick := r / 8 / uint64(u.wire) / uint64(time.Second/udpTick)
@@ -406,6 +529,12 @@ type udpRx struct {
 	sample    []byte
 	sampleLen int
 	coalesced uint64 // messages that held several datagrams (GRO)
+	// marked: the peer's datagrams carry udpMark (our sender: it takes
+	// early reports); senderStarting is the mark's start-up flag as last
+	// seen, and startLost counts the datagrams lost while it was set.
+	marked         bool
+	senderStarting bool
+	startLost      atomic.Uint64
 }
 
 func newUDPRx(rd *udpio.Reader, sock *udpio.Conn, peer netip.Addr) *udpRx {
@@ -451,6 +580,7 @@ func (u *udpRx) drain(gap, max time.Duration) {
 // process accounts for the n messages of the last read.
 func (u *udpRx) process(n int) {
 	var bytes, pkts, lost uint64
+	starting := u.senderStarting
 	for i := range n {
 		data, length, seg, src := u.rd.Message(i)
 		if src.Addr() != u.peer {
@@ -459,6 +589,9 @@ func (u *udpRx) process(n int) {
 		if !u.didHear {
 			u.didHear = true
 			close(u.heard)
+		}
+		if ours, st := readMark(data); ours {
+			u.mark(st)
 		}
 		t := u.tracker(src)
 		if seg <= 0 || seg >= len(data) {
@@ -499,7 +632,30 @@ func (u *udpRx) process(n int) {
 	}
 	if lost > 0 {
 		u.lost.Add(lost)
+		if starting {
+			u.startLost.Add(lost)
+		}
 	}
+}
+
+// mark takes the mark of a datagram from our sender.
+func (u *udpRx) mark(starting bool) {
+	if !u.marked {
+		u.marked = true
+		if e := u.early; e != nil {
+			e.oursOnce.Do(func() { close(e.ours) })
+		}
+	}
+	if u.senderStarting && !starting {
+		// The start-up is over; what it sent and is still missing
+		// inside the loss window was lost in it.
+		var n uint64
+		for _, t := range u.sources {
+			n += t.pending()
+		}
+		u.startLost.Add(n)
+	}
+	u.senderStarting = starting
 }
 
 func (u *udpRx) keepSample(d []byte, length int) {
@@ -523,6 +679,16 @@ func (u *udpRx) tracker(src netip.AddrPort) *lossTracker {
 	}
 	u.lastSrc, u.lastT = src, t
 	return t
+}
+
+// resyncs counts the sequence jumps that made a source's tracker start
+// over. Call it after run returned.
+func (u *udpRx) resyncs() uint64 {
+	var n uint64
+	for _, t := range u.sources {
+		n += t.resyncs
+	}
+	return n
 }
 
 // totalLost is the final loss count, the datagrams still missing inside
@@ -551,6 +717,7 @@ type udpEngine struct {
 	rx       []*udpRx
 	pacer    *pacing.Pacer
 	rc       *rateControl // nil when this side does not send
+	starting atomic.Bool  // the sender is in its start-up (rc.starting)
 	start    time.Time
 	idle     time.Duration // no status for so long ends the test
 	drain    time.Duration
@@ -566,13 +733,30 @@ type udpEngine struct {
 	// arriving a little early or late would land in the wrong interval,
 	// showing 0 and then twice the rate.
 	shownMu   sync.Mutex
-	shown     []reportMark
+	shown     []reportMark // at most maxShownMarks
+	keepShown bool         // someone reads shown (interval reports)
 	remoteCPU atomic.Int32
 	lastHeard atomic.Int64       // time since start of the peer's last status
+	heard     atomic.Uint64      // status messages taken in, for the progress timeout
 	scanner   wire.StatusScanner // Framed: status messages are all the control connection carries
 	onStatus  func(wire.Status)  // bound once
 	ctrlBytes paddedCounter
+	// gate bounds the control connection's status messages and clamps
+	// what they report; maxStatusRate configures it (0: the default).
+	gate          statusGate
+	maxStatusRate int
+	// log, when set, is told once about a peer's anomalies.
+	log *slog.Logger
 }
+
+// maxShownMarks bounds the report marks kept between two interval reports:
+// a few seconds of honoured status messages. When full, the newest mark
+// replaces the last one (the latest total is what counts).
+const maxShownMarks = 4 * statusHonoured
+
+// reportSlack is how far (bytes) a report may run ahead of what we sent
+// before it counts as an anomaly; it is clamped regardless.
+const reportSlack = 64 << 10
 
 func (e *udpEngine) txBytes() uint64 {
 	var n uint64
@@ -586,6 +770,16 @@ func (e *udpEngine) rxBytes() uint64 {
 	var n uint64
 	for _, r := range e.rx {
 		n += r.bytes.Load()
+	}
+	return n
+}
+
+// rxStartLost counts the datagrams lost while our peer's sender was still
+// in its start-up (see udpMark).
+func (e *udpEngine) rxStartLost() uint64 {
+	var n uint64
+	for _, r := range e.rx {
+		n += r.startLost.Load()
 	}
 	return n
 }
@@ -632,17 +826,57 @@ func (e *udpEngine) reportedBefore(t time.Time) uint64 {
 
 // status handles a status message from the peer: it is proof of life, the
 // peer's CPU, the far end of our tx rate, and the input of rate control.
+//
+// Only statusHonoured messages a second are taken in, and the bytes one
+// reports are clamped so the peer can never claim more than we sent.
 func (e *udpEngine) status(st wire.Status) {
 	now := time.Now()
-	e.lastHeard.Store(int64(now.Sub(e.start)))
-	e.remoteCPU.Store(int32(st.CPU))
-	total := e.reported.Add(uint64(st.Bytes))
-	e.shownMu.Lock()
-	e.shown = append(e.shown, reportMark{now, total})
-	e.shownMu.Unlock()
-	if e.rc != nil {
-		e.pacer.SetRate(e.rc.report(now, st.Bytes, e.txBytes()))
+	if !e.gate.honour(now) {
+		e.warnAnomaly("status messages beyond the protocol's rate dropped")
+		return
 	}
+	e.lastHeard.Store(int64(now.Sub(e.start)))
+	e.heard.Add(1)
+	e.remoteCPU.Store(int32(st.CPU))
+	sent := e.txBytes()
+	bytes := e.gate.report(uint64(st.Bytes), sent, reportSlack)
+	if bytes != uint64(st.Bytes) {
+		e.warnAnomaly("status message reported more bytes than were sent; clamped",
+			"reported", st.Bytes, "believed", bytes)
+	}
+	total := e.reported.Add(bytes)
+	if e.keepShown {
+		e.shownMu.Lock()
+		if len(e.shown) < maxShownMarks {
+			e.shown = append(e.shown, reportMark{now, total})
+		} else {
+			e.shown[len(e.shown)-1] = reportMark{now, total}
+		}
+		e.shownMu.Unlock()
+	}
+	if e.rc != nil {
+		e.pacer.SetRate(e.rc.report(now, uint32(bytes), sent))
+		e.starting.Store(e.rc.starting())
+	}
+}
+
+// warnAnomaly logs the first anomaly of a test; later ones are only
+// counted.
+func (e *udpEngine) warnAnomaly(msg string, args ...any) {
+	if e.log != nil && e.gate.warnOnce() {
+		e.log.Warn("btest peer anomaly: "+msg, args...)
+	}
+}
+
+// scanControl reads one chunk of the control connection: a flood ends the
+// test, the rest goes to the status scanner.
+func (e *udpEngine) scanControl(b []byte) error {
+	if err := e.gate.bytes(time.Now(), len(b)); err != nil {
+		e.gate.anomalies.Add(1)
+		return err
+	}
+	e.scanner.Scan(b, e.onStatus)
+	return nil
 }
 
 // run moves data until ctx ends, then stops the senders at once, lets the
@@ -650,12 +884,22 @@ func (e *udpEngine) status(st wire.Status) {
 // onInterval (nil: no reports); status messages go every second.
 func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, interval time.Duration, onInterval func(IntervalStats)) (Summary, error) {
 	e.remoteCPU.Store(-1)
+	if h := udpHooks.Load(); h != nil && h.started != nil {
+		h.started(e)
+	}
 	e.scanner.Framed = true
 	e.onStatus = e.status
-	scan := func(b []byte) { e.scanner.Scan(b, e.onStatus) }
+	e.gate = newStatusGate(cmp.Or(e.maxStatusRate, DefaultMaxStatusRate))
+	if e.rc != nil && e.rc.limit == 0 && len(e.tx) > 0 {
+		// Our unlimited sender marks its datagrams, and our receiver
+		// answers with a report every udpFastStatus: honour that many
+		// (still a constant cost per message, and a bound).
+		e.gate.allowFast()
+	}
+	e.keepShown = onInterval != nil
 	var ctrlWG, rxWG, txWG sync.WaitGroup
-	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, scan))) })
-	early := &udpEarly{kick: make(chan struct{}, 1)}
+	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, e.scanControl, ctrlReadBuf))) })
+	early := &udpEarly{kick: make(chan struct{}, 1), ours: make(chan struct{})}
 	for _, r := range e.rx {
 		r.early = early
 		rxWG.Go(func() {
@@ -694,8 +938,12 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		defer it.Stop()
 		intervalC = it.C
 	}
+	// Once the peer's datagrams show our mark, status goes every
+	// udpFastStatus: only our sender reads reports that come early.
+	oursC := early.ours
+	var fastC <-chan time.Time
 	var seq uint32
-	var lastRx, lastLost, lastTxPkts, lastRxPkts uint64
+	var lastRx, lastLost, lastStartLost, lastTxPkts, lastRxPkts uint64
 	sendStatus := func(now time.Time) error {
 		rx := e.rxBytes()
 		early.since.Store(0)
@@ -706,14 +954,17 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		_, err := e.ctrl.Write(b[:])
 		return err
 	}
+	watch := newProgress(e.start, e.idle, "no status message from the peer")
 	lag := min(interval/2, 500*time.Millisecond)
 	report := func(now time.Time) {
 		lost := e.rxLost()
 		win.remoteCPU = int(e.remoteCPU.Load())
 		st := win.next(now, e.reportedBefore(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
+		sl := e.rxStartLost()
+		st.StartupLostPackets = min(sl-lastStartLost, st.LostPackets)
 		txPkts, rxPkts := e.txPackets(), e.rxPackets()
 		st.TxPackets, st.RxPackets = txPkts-lastTxPkts, rxPkts-lastRxPkts
-		lastLost, lastTxPkts, lastRxPkts = lost, txPkts, rxPkts
+		lastLost, lastStartLost, lastTxPkts, lastRxPkts = lost, sl, txPkts, rxPkts
 		onInterval(st)
 	}
 loop:
@@ -722,16 +973,28 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case now := <-statusTick.C:
-			if silent := now.Sub(e.start) - time.Duration(e.lastHeard.Load()); silent > e.idle {
-				cancel(fmt.Errorf("%w: no status message from the peer for %v", ErrTimeout, silent.Round(time.Millisecond)))
+			if err := watch.check(now, e.heard.Load()); err != nil {
+				cancel(err)
 				break loop
 			}
-			if err := sendStatus(now); err != nil {
-				cancel(e.endCause(err))
-				break loop
+			if fastC == nil {
+				if err := sendStatus(now); err != nil {
+					cancel(e.endCause(err))
+					break loop
+				}
 			}
 			if onInterval != nil && intervalC == nil {
 				report(now)
+			}
+		case <-oursC:
+			oursC = nil
+			ft := time.NewTicker(udpFastStatus)
+			defer ft.Stop()
+			fastC = ft.C
+		case now := <-fastC:
+			if err := sendStatus(now); err != nil {
+				cancel(e.endCause(err))
+				break loop
 			}
 		case <-early.kick:
 			now := time.Now()
@@ -773,9 +1036,12 @@ loop:
 		sum.TxBps = bps(sum.TxBytes, last)
 	}
 	sum.LostPackets = 0
+	sum.Anomalies = e.gate.anomalies.Load()
 	for _, r := range e.rx {
 		sum.LostPackets += r.totalLost()
+		sum.Anomalies += r.resyncs()
 	}
+	sum.StartupLostPackets = min(e.rxStartLost(), sum.LostPackets)
 	sum.TxPackets, sum.RxPackets = e.txPackets(), e.rxPackets()
 	e.report(sum)
 	return sum, cause
@@ -803,6 +1069,9 @@ type udpTestHooks struct {
 	dest func(server bool, dst netip.AddrPort) netip.AddrPort
 	// done sees each side's local counts when its test ends.
 	done func(udpReport)
+	// started sees each side's engine as its data phase begins (to
+	// watch its counters while it runs).
+	started func(*udpEngine)
 }
 
 var udpHooks atomic.Pointer[udpTestHooks]

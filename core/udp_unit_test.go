@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +108,8 @@ func TestLossTracker(t *testing.T) {
 		{"duplicates", cat(seq(1, 100), seq(50, 100), seq(100, 200), []uint32{150, 150}), 0},
 		{"big jump", cat(seq(1, 10), seq(100_000, 100_010)), 100_000 - 10},
 		{"restart", cat(seq(1_000_000_000, 1_000_000_010), seq(0, 10)), 0},
+		{"jump beyond lossJump resyncs", cat(seq(1, 10), seq(1<<30, 1<<30+10), seq(1<<31, 1<<31+10)), 0},
+		{"jump just inside lossJump is loss", cat(seq(1, 10), seq(9+lossJump-1, 9+lossJump+5)), lossJump - 2},
 		{"starts late", cat([]uint32{5}, seq(1, 5), seq(6, 100)), 0},
 	}
 	for _, tc := range cases {
@@ -118,7 +121,7 @@ func TestLossTracker(t *testing.T) {
 			if got := lt.lost + lt.pending(); got != tc.lost {
 				t.Fatalf("lost %d, want %d", got, tc.lost)
 			}
-			if tc.name != "restart" {
+			if lt.lost+lt.pending() < lossJump && !strings.Contains(tc.name, "resync") && tc.name != "restart" {
 				checkLoss(t, tc.seqs)
 			}
 		})
@@ -198,7 +201,7 @@ func TestRateControl(t *testing.T) {
 	start := time.Unix(1000, 0)
 	const wire = 1500
 	t.Run("limit holds", func(t *testing.T) {
-		c := newRateControl(4_000_000, wire, start)
+		c := newRateControl(4_000_000, wire, start, nil)
 		rates, _ := simulate(c, start, 10, func(int) uint64 { return 1e12 }, 1e12, 0)
 		for _, r := range rates {
 			if r != 4_000_000 {
@@ -207,7 +210,7 @@ func TestRateControl(t *testing.T) {
 		}
 	})
 	t.Run("limit holds against a peer counting payload only", func(t *testing.T) {
-		c := newRateControl(50_000_000, wire, start)
+		c := newRateControl(50_000_000, wire, start, nil)
 		rates, _ := simulate(c, start, 10, func(int) uint64 { return 1e12 }, 1e12, 19)
 		for _, r := range rates {
 			if r != 50_000_000 {
@@ -215,17 +218,28 @@ func TestRateControl(t *testing.T) {
 			}
 		}
 	})
-	t.Run("sender bound follows 1.5x", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
-		rates, _ := simulate(c, start, 5, func(int) uint64 { return 1e12 }, 10e9, 0)
+	t.Run("start-up doubles per report at most", func(t *testing.T) {
+		// A peer that reports once a second, a sender bound at 10
+		// Gbit/s: from udpStartRate, each step at most twice what
+		// arrived, ending at twice the sender's own rate.
+		c := newRateControl(0, wire, start, nil)
+		if c.rate != udpStartRate {
+			t.Fatalf("first rate %d, want %d", c.rate, udpStartRate)
+		}
+		prev := float64(udpStartRate)
+		rates, _ := simulate(c, start, 14, func(int) uint64 { return 1e12 }, 10e9, 0)
 		for _, r := range rates {
-			if r != 15e9 {
-				t.Fatalf("rates %v, want 1.5 x 10 Gbit/s", rates)
+			if r > 2*min(prev, 10e9) {
+				t.Fatalf("rates %.3g: more than twice what arrived", rates)
 			}
+			prev = r
+		}
+		if last := rates[len(rates)-1]; last != 20e9 {
+			t.Fatalf("rates %.3g, want 2 x 10 Gbit/s at the end", rates)
 		}
 	})
 	t.Run("receiver bound converges with little loss", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		rates, loss := simulate(c, start, 60, func(int) uint64 { return 20e9 }, 40e9, 0)
 		var sum float64
 		for _, l := range loss[1:] {
@@ -236,7 +250,7 @@ func TestRateControl(t *testing.T) {
 		if avg > 0.01 {
 			t.Errorf("average loss after the first second %.2f%%, want < 1%%", avg*100)
 		}
-		for _, r := range rates[2:] {
+		for _, r := range rates[12:] {
 			if r < 0.9*20e9 || r > 1.1*20e9 {
 				t.Errorf("rate %.3g strays from the receiver's 20 Gbit/s", r)
 			}
@@ -244,14 +258,14 @@ func TestRateControl(t *testing.T) {
 	})
 	t.Run("constant undercount does not ratchet", func(t *testing.T) {
 		// A peer that counts 2% less than we send (payload only).
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		rates, _ := simulate(c, start, 120, func(int) uint64 { return 1e12 }, 5e9, 20)
 		if last := rates[len(rates)-1]; last < 5e9 {
 			t.Fatalf("rate ratcheted down to %.3g: %.3g", last, rates)
 		}
 	})
 	t.Run("recovers after a bad second", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		capacity := func(i int) uint64 {
 			if i == 5 {
 				return 2e9
@@ -265,7 +279,7 @@ func TestRateControl(t *testing.T) {
 		}
 	})
 	t.Run("capacity drops for good", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		capacity := func(i int) uint64 {
 			if i >= 10 {
 				return 10e9
@@ -283,7 +297,7 @@ func TestRateControl(t *testing.T) {
 		}
 	})
 	t.Run("capacity grows", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		capacity := func(i int) uint64 {
 			if i >= 10 {
 				return 30e9 // reports stay below the 32-bit limit
@@ -297,7 +311,7 @@ func TestRateControl(t *testing.T) {
 		}
 	})
 	t.Run("zero and saturated reports change nothing", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		c.report(start.Add(time.Second), 1_000_000, 2_000_000)
 		r := c.rate
 		c.report(start.Add(2*time.Second), 0, 4_000_000)
@@ -307,7 +321,7 @@ func TestRateControl(t *testing.T) {
 		}
 	})
 	t.Run("floor", func(t *testing.T) {
-		c := newRateControl(0, wire, start)
+		c := newRateControl(0, wire, start, nil)
 		c.report(start.Add(time.Second), 1, 1)
 		if c.rate != 10*wire*8 {
 			t.Fatalf("rate %d, want the floor %d", c.rate, 10*wire*8)

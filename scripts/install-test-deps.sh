@@ -10,3 +10,4 @@ cd "$(dirname "$0")"
 bash ./install-influxdb.sh
 bash ./install-telegraf.sh >/dev/null
 bash ./install-chromium.sh
+bash ./install-netlab.sh

@@ -95,6 +95,7 @@ type intervalJSON struct {
 	RxBytes        uint64  `json:"rx_bytes"`
 	LostPackets    uint64  `json:"lost_packets"`
 	LostTotal      uint64  `json:"lost_total"`
+	StartupLost    uint64  `json:"startup_lost_packets"`
 	LocalCPU       int     `json:"local_cpu"`
 	RemoteCPU      int     `json:"remote_cpu"`
 	IntervalSecond float64 `json:"interval_seconds"`
@@ -113,6 +114,7 @@ type summaryJSON struct {
 	TxBps       float64 `json:"tx_bps"`
 	RxBps       float64 `json:"rx_bps"`
 	LostPackets uint64  `json:"lost_packets"`
+	StartupLost uint64  `json:"startup_lost_packets"`
 	LocalCPU    int     `json:"local_cpu"`
 	RemoteCPU   int     `json:"remote_cpu"`
 	Result      string  `json:"result"`
@@ -127,7 +129,8 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 				Type: "interval", Elapsed: s.Elapsed.Seconds(), IntervalSecond: s.Interval.Seconds(),
 				TxBps: s.TxBps, RxBps: s.RxBps, TxAvg10Bps: s.TxAvg10Bps, RxAvg10Bps: s.RxAvg10Bps,
 				TxAvgBps: s.TxAvgBps, RxAvgBps: s.RxAvgBps, TxBytes: s.TxBytes, RxBytes: s.RxBytes,
-				LostPackets: s.LostPackets, LostTotal: s.LostTotal, LocalCPU: s.LocalCPU, RemoteCPU: s.RemoteCPU,
+				LostPackets: s.LostPackets, LostTotal: s.LostTotal, StartupLost: s.StartupLostPackets,
+				LocalCPU: s.LocalCPU, RemoteCPU: s.RemoteCPU,
 			})
 			return
 		}
@@ -142,7 +145,7 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 			Type: "summary", Server: cfg.Address, Proto: protoName(cfg.UDP), Direction: cfg.Direction.String(),
 			Connections: sum.Connections, Duration: sum.Duration.Seconds(),
 			TxBytes: sum.TxBytes, RxBytes: sum.RxBytes, TxBps: sum.TxBps, RxBps: sum.RxBps,
-			LostPackets: sum.LostPackets, LocalCPU: sum.LocalCPU, RemoteCPU: sum.RemoteCPU,
+			LostPackets: sum.LostPackets, StartupLost: sum.StartupLostPackets, LocalCPU: sum.LocalCPU, RemoteCPU: sum.RemoteCPU,
 			Result: core.ResultString(err),
 		}
 		if err != nil {
@@ -173,7 +176,7 @@ func formatInterval(d core.Direction, udp bool, s core.IntervalStats) string {
 		line += fmt.Sprintf("  rx %s (10s %s, avg %s)", core.FormatBitRate(s.RxBps), core.FormatBitRate(s.RxAvg10Bps), core.FormatBitRate(s.RxAvgBps))
 	}
 	if udp {
-		line += fmt.Sprintf("  lost %d", s.LostPackets)
+		line += lostString(s.LostPackets, s.StartupLostPackets)
 	}
 	line += "  cpu " + cpuString(s.LocalCPU) + "/" + cpuString(s.RemoteCPU)
 	return line
@@ -195,7 +198,16 @@ func formatSummary(d core.Direction, s core.Summary) string {
 		line += fmt.Sprintf("  rx %s (%d bytes)", core.FormatBitRate(s.RxBps), s.RxBytes)
 	}
 	if s.Proto == core.ProtoUDP {
-		line += fmt.Sprintf("  lost %d", s.LostPackets)
+		line += lostString(s.LostPackets, s.StartupLostPackets)
 	}
 	return line
+}
+
+// lostString shows UDP loss, and how much of it the peer's sender caused
+// while it was still finding the path's rate (only our own peers tell).
+func lostString(lost, startup uint64) string {
+	if startup == 0 {
+		return fmt.Sprintf("  lost %d", lost)
+	}
+	return fmt.Sprintf("  lost %d (%d in the start-up)", lost, startup)
 }

@@ -47,6 +47,7 @@ type options struct {
 	debugAddr         string
 	dashboard         string
 	udpIdleTimeout    time.Duration
+	limits            limitFlags
 	maxTxRateBits     uint64
 	udpFirst, udpLast int
 	allowP, denyP     []netip.Prefix
@@ -64,6 +65,16 @@ type options struct {
 	localUDPSize      int
 	interval          time.Duration
 	jsonOut           bool
+}
+
+// limitFlags are the server's hardening limits (see README, Running a
+// public server).
+type limitFlags struct {
+	maxHandshakes, maxHandshakesPerSource         int
+	maxHandshakeRate, maxHandshakeRatePerSource   int
+	sourcePrefixV4, sourcePrefixV6, maxStatusRate int
+	commandTimeout, progressTimeout               time.Duration
+	readBufferMemory                              int64
 }
 
 // durationFlag accepts Go durations ("10s", "1m") and bare seconds ("10"),
@@ -159,11 +170,22 @@ func newCLI(o *options) *cli {
 
 	fs = c.group("Limits (server)")
 	fs.IntVar(&o.maxSessions, "max-sessions", core.DefaultMaxSessions, "concurrent tests")
-	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "concurrent tests per client address")
+	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "concurrent tests per source (an IPv4 address, an IPv6 /64)")
 	fs.IntVar(&o.maxConnections, "max-connections", core.DefaultMaxConnections, "TCP connections or UDP streams per test (at most 255)")
 	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test")
 	fs.StringVar(&o.maxTxRate, "max-tx-rate", "0", "cap on what the server sends per test, e.g. 1G (0 = none)")
-	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", core.DefaultUDPIdleTimeout, "end a UDP test after no status message for this long")
+	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", 0, "end a UDP test after no status message for this long (0 = --progress-timeout)")
+	l := &o.limits
+	fs.IntVar(&l.maxHandshakes, "max-handshakes", core.DefaultMaxHandshakes, "connections in their handshake, all clients")
+	fs.IntVar(&l.maxHandshakesPerSource, "max-handshakes-per-source", core.DefaultMaxHandshakesPerSource, "connections in their handshake from one source")
+	fs.IntVar(&l.maxHandshakeRate, "max-handshake-rate", core.DefaultMaxHandshakeRate, "new tests per second, all clients (-1 = no limit)")
+	fs.IntVar(&l.maxHandshakeRatePerSource, "max-handshake-rate-per-source", core.DefaultMaxHandshakeRatePerSource, "new tests per second from one source (-1 = no limit)")
+	fs.IntVar(&l.sourcePrefixV4, "source-prefix-v4", core.DefaultSourcePrefixV4, "prefix length that makes IPv4 clients one source")
+	fs.IntVar(&l.sourcePrefixV6, "source-prefix-v6", core.DefaultSourcePrefixV6, "prefix length that makes IPv6 clients one source")
+	fs.DurationVar(&l.commandTimeout, "command-timeout", core.DefaultCommandTimeout, "wait for the command after HELLO")
+	fs.DurationVar(&l.progressTimeout, "progress-timeout", core.DefaultProgressTimeout, "end a test in which nothing moved for this long (stalled)")
+	fs.IntVar(&l.maxStatusRate, "max-status-rate", core.DefaultMaxStatusRate, "close a UDP control connection sending more status messages a second")
+	fs.Int64Var(&l.readBufferMemory, "read-buffer-memory", core.DefaultReadBufferMemory, "bytes of large receive buffers for fast TCP connections")
 
 	fs = c.group("Output")
 	fs.DurationVar(&o.interval, "interval", time.Second, "report interval")

@@ -122,6 +122,16 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-s", "-udp-ports=3001-3010", "-udp-idle-timeout", "5s"}, func(o *options) bool {
 			return o.udpFirst == 3001 && o.udpLast == 3010 && o.udpIdleTimeout == 5*time.Second
 		}},
+		{[]string{"-s", "--max-handshakes", "64", "--max-handshakes-per-source", "4", "--max-handshake-rate", "-1",
+			"--max-handshake-rate-per-source", "3", "--source-prefix-v4", "24", "--source-prefix-v6", "48",
+			"--command-timeout", "1s", "--progress-timeout", "20s", "--max-status-rate", "16", "--read-buffer-memory", "1048576"}, func(o *options) bool {
+			return o.limits == limitFlags{64, 4, -1, 3, 24, 48, 16, time.Second, 20 * time.Second, 1 << 20}
+		}},
+		{[]string{"-s", "-max-handshakes=64", "-max-handshakes-per-source", "4", "-max-handshake-rate", "-1",
+			"-max-handshake-rate-per-source", "3", "-source-prefix-v4", "24", "-source-prefix-v6", "48",
+			"-command-timeout", "1s", "-progress-timeout", "20s", "-max-status-rate", "16", "-read-buffer-memory", "1048576"}, func(o *options) bool {
+			return o.limits == limitFlags{64, 4, -1, 3, 24, 48, 16, time.Second, 20 * time.Second, 1 << 20}
+		}},
 		{[]string{"-s", "--allow", "10.0.0.0/8", "--allow", "::ffff:192.0.2.1", "--deny", "10.1.0.0/16"}, func(o *options) bool {
 			return reflect.DeepEqual(o.allowP, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}) &&
 				reflect.DeepEqual(o.denyP, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")})

@@ -47,6 +47,17 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 		Deny:             o.denyP,
 		SocketBuffer:     o.socketBuffer,
 		Logger:           log,
+
+		MaxHandshakes:             o.limits.maxHandshakes,
+		MaxHandshakesPerSource:    o.limits.maxHandshakesPerSource,
+		MaxHandshakeRate:          o.limits.maxHandshakeRate,
+		MaxHandshakeRatePerSource: o.limits.maxHandshakeRatePerSource,
+		SourcePrefixV4:            o.limits.sourcePrefixV4,
+		SourcePrefixV6:            o.limits.sourcePrefixV6,
+		CommandTimeout:            o.limits.commandTimeout,
+		ProgressTimeout:           o.limits.progressTimeout,
+		MaxStatusRate:             o.limits.maxStatusRate,
+		ReadBufferMemory:          o.limits.readBufferMemory,
 	}
 	auth := o.auth
 	switch {

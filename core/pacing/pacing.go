@@ -19,14 +19,28 @@ type Pacer struct {
 	base  time.Time
 	rate  atomic.Uint64 // bit/s; 0 = unlimited
 	next  atomic.Int64  // ns since base at which the bucket is next empty
-	burst int64         // ns of catch-up allowed after a stall
+	burst atomic.Int64  // ns of catch-up allowed after a stall
+	// burstBytes, when set, also bounds the catch-up in bytes, so a long
+	// burst allowance stays small at high rates.
+	burstBytes int
 }
 
 // New returns a pacer for bitsPerSec (0 = unlimited) that allows a stalled
 // sender to catch up by at most burst worth of transmission time.
 func New(bitsPerSec uint64, burst time.Duration) *Pacer {
-	p := &Pacer{base: time.Now(), burst: int64(burst)}
+	p := &Pacer{base: time.Now()}
 	p.rate.Store(bitsPerSec)
+	p.burst.Store(int64(burst))
+	return p
+}
+
+// NewCapped is New with the catch-up after a stall also bounded to
+// burstBytes: a sender woken late on a busy machine makes up for up to
+// burst of lost time at low rates, without a fast one flooding its
+// receiver's socket buffer.
+func NewCapped(bitsPerSec uint64, burst time.Duration, burstBytes int) *Pacer {
+	p := New(bitsPerSec, burst)
+	p.burstBytes = burstBytes
 	return p
 }
 
@@ -49,9 +63,13 @@ func (p *Pacer) Reserve(n int) time.Duration {
 	}
 	cost := costNs(n, rate)
 	now := int64(time.Since(p.base))
+	burst := p.burst.Load()
+	if p.burstBytes > 0 {
+		burst = min(burst, costNs(p.burstBytes, rate))
+	}
 	for {
 		old := p.next.Load()
-		start := max(old, now-p.burst)
+		start := max(old, now-burst)
 		if p.next.CompareAndSwap(old, start+cost) {
 			return time.Duration(max(0, start-now))
 		}

@@ -27,11 +27,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // SeqSize is the size of the sequence number at the start of a datagram.
@@ -102,6 +105,11 @@ type Conn struct {
 	v6    bool
 	feat  Features
 	local netip.AddrPort
+	// closed and writeDeadline (Unix ns, 0: none) mirror Close and
+	// SetWriteDeadline for the send paths that wait outside the socket
+	// (the ENOBUFS retry).
+	closed        atomic.Bool
+	writeDeadline atomic.Int64
 }
 
 // Listen opens an unconnected UDP socket bound to addr (port 0 picks one)
@@ -154,7 +162,27 @@ func (c *Conn) SetBuffers(size int) {
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.s.setDeadline(dirRead, t) }
 
 // SetWriteDeadline is SetReadDeadline for sending.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.setDeadline(dirWrite, t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = max(t.UnixNano(), 1)
+	}
+	c.writeDeadline.Store(ns)
+	return c.s.setDeadline(dirWrite, t)
+}
+
+// sendBlocked reports why a send that must wait may not: the Conn is
+// closed (net.ErrClosed) or its write deadline passed
+// (os.ErrDeadlineExceeded); nil when it may wait.
+func (c *Conn) sendBlocked() error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if dl := c.writeDeadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
 
 // WriteTo sends one datagram, for the odd message outside a Sender (the
 // empty NAT probe of a btest client).
@@ -166,7 +194,10 @@ func (c *Conn) WriteTo(b []byte, dst netip.AddrPort) error {
 }
 
 // Close closes the socket; Reads and Sends in progress return net.ErrClosed.
-func (c *Conn) Close() error { return c.s.close() }
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.s.close()
+}
 
 // dstAddr puts dst into the socket's family: IPv4 peers of an IPv6
 // socket are IPv4-mapped.
@@ -229,6 +260,20 @@ func (c *Conn) NewSender(dst netip.AddrPort, size, batchBytes int, fill []byte) 
 	return s
 }
 
+// Stamp writes b at offset off of every datagram's payload, after the
+// sequence number (off >= SeqSize), and reports whether it fit. Datagrams
+// already handed to the kernel are not affected; the next Send carries it.
+// Like Send, it belongs to the sending goroutine.
+func (s *Sender) Stamp(off int, b []byte) bool {
+	if off < SeqSize || off+len(b) > s.size {
+		return false
+	}
+	for i := range s.maxN {
+		copy(s.slot[i*s.size+off:], b)
+	}
+	return true
+}
+
 // Max is the largest number of datagrams one Send takes.
 func (s *Sender) Max() int { return s.maxN }
 
@@ -265,7 +310,11 @@ func (s *Sender) Send(seq uint32, n int) (int, error) {
 			return sent, nil
 		case errors.Is(err, syscall.ENOBUFS):
 			// A full device queue (seen on macOS and with some
-			// drivers): wait a moment instead of failing.
+			// drivers): wait a moment instead of failing, as long
+			// as the deadline and Close allow waiting at all.
+			if err := s.c.sendBlocked(); err != nil {
+				return sent, err
+			}
 			time.Sleep(200 * time.Microsecond)
 		default:
 			return sent, fmt.Errorf("udpio: send to %s: %w", s.dst, err)
@@ -308,8 +357,22 @@ type Reader struct {
 	sys     readerSys
 }
 
-// oobSize holds one UDP_GRO control message with room to spare.
+// oobSize holds one UDP_GRO control message with room to spare; a
+// multiple of 8, so each message's control buffer keeps the alignment of
+// the whole (see alignedBytes).
 const oobSize = 64
+
+// alignedBytes returns n zero bytes aligned for any control message
+// header (cmsghdr needs the alignment of a size_t): the memory comes from
+// a []uint64, whose alignment the language guarantees, rather than from
+// a []byte, whose alignment is the allocator's business.
+func alignedBytes(n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	u := make([]uint64, (n+7)/8)
+	return unsafe.Slice((*byte)(unsafe.Pointer(&u[0])), n)
+}
 
 // NewReader returns a Reader of up to batch messages per system call, each
 // up to bufSize bytes (MaxDatagram when GRO is on, whatever bufSize says).
@@ -326,7 +389,7 @@ func (c *Conn) NewReader(batch, bufSize int) *Reader {
 	r := &Reader{
 		c: c, bufSize: bufSize,
 		buf:  make([]byte, batch*bufSize),
-		oob:  make([]byte, batch*oobSize),
+		oob:  alignedBytes(batch * oobSize),
 		lens: make([]int, batch),
 		segs: make([]int, batch),
 		srcs: make([]netip.AddrPort, batch),

@@ -56,9 +56,15 @@ type sysConn struct {
 	deadline [2]atomic.Int64
 	closed   atomic.Bool
 	mu       sync.RWMutex
-	pfd      [2][2]unix.PollFd
-	ts       [2]unix.Timespec
-	ebuf     [2][8]byte
+	// waitMu serialises the waiters of one direction: a Sender and a
+	// WriteTo may both wait to write, and they share the scratch below
+	// and the direction's eventfd (a wake-up read by one waiter must not
+	// leave the other asleep: the second looks at closed and the deadline
+	// before it sleeps).
+	waitMu [2]sync.Mutex
+	pfd    [2][2]unix.PollFd
+	ts     [2]unix.Timespec
+	ebuf   [2][8]byte
 }
 
 func (s *sysConn) open(addr netip.AddrPort) error {
@@ -188,6 +194,8 @@ func (s *sysConn) close() error {
 // wait blocks until the socket is ready for dir (events), the deadline of
 // dir passes, or the Conn is closed. The caller holds the read lock.
 func (s *sysConn) wait(dir int, events int16) error {
+	s.waitMu[dir].Lock()
+	defer s.waitMu[dir].Unlock()
 	for {
 		if s.closed.Load() {
 			return net.ErrClosed
@@ -400,7 +408,7 @@ func cmsgLen(b []byte) uint64 {
 // gsoControl builds the UDP_SEGMENT control message for segments of size
 // bytes (a u16 on the wire).
 func gsoControl(size int) []byte {
-	b := make([]byte, unix.CmsgSpace(2))
+	b := alignedBytes(unix.CmsgSpace(2))
 	putCmsgLen(b, unix.CmsgLen(2))
 	binary.NativeEndian.PutUint32(b[cmsgLevelAt:], uint32(unix.SOL_UDP))
 	binary.NativeEndian.PutUint32(b[cmsgTypeAt:], uint32(unix.UDP_SEGMENT))

@@ -1,0 +1,199 @@
+package core
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Refusal reasons of the per-source admission limits.
+const (
+	// RefusedHandshakesPerSource: the client's source has
+	// MaxHandshakesPerSource connections in their handshake already.
+	RefusedHandshakesPerSource RefusalReason = "too_many_handshakes_per_source"
+	// RefusedHandshakeRate: more new tests per second than
+	// MaxHandshakeRate (all clients) or MaxHandshakeRatePerSource allow.
+	RefusedHandshakeRate RefusalReason = "handshake_rate"
+)
+
+// RefusalReasons lists every reason the server reports, for metrics that
+// export each series from the start.
+func RefusalReasons() []RefusalReason {
+	return []RefusalReason{
+		RefusedNotAllowed, RefusedHandshakes, RefusedHandshakesPerSource, RefusedHandshakeRate,
+		RefusedSessions, RefusedSessionsPerIP, RefusedConnections, RefusedBadCommand,
+		RefusedUnknownToken, RefusedHandshakeError, RefusedAuthFailed, RefusedUnsupported,
+		RefusedUDPPorts, RefusedShuttingDown,
+	}
+}
+
+// Results lists every outcome ResultString returns, for the same reason.
+func Results() []string {
+	return []string{"ok", "auth_failed", "limit", "stalled", "timeout", "protocol_error", "unsupported", "refused", "error"}
+}
+
+// sourceState is what the server tracks per source (an IPv4 address or an
+// IPv6 /64 by default): its connections in handshake, the secondary
+// connections its pending tests still wait for, its running tests and its
+// rate of new tests. The server's mutex guards it.
+type sourceState struct {
+	handshakes int
+	joins      int
+	sessions   int
+	rate       tokenBucket
+}
+
+// idle reports whether the state can be forgotten at now: nothing open
+// and the rate bucket full again.
+func (st *sourceState) idle(now time.Time, rate int) bool {
+	return st.handshakes == 0 && st.joins == 0 && st.sessions == 0 &&
+		(rate < 0 || now.Sub(st.rate.last) >= time.Second)
+}
+
+// tokenBucket allows rate events a second with a burst of one second's
+// worth. A new bucket is full.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time, rate int) bool {
+	if rate < 0 {
+		return true
+	}
+	if b.last.IsZero() {
+		b.tokens = float64(rate)
+	} else {
+		b.tokens = min(float64(rate), b.tokens+now.Sub(b.last).Seconds()*float64(rate))
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// source groups an address into its source prefix.
+func (s *Server) source(a netip.Addr) netip.Prefix {
+	a = a.Unmap().WithZone("")
+	bits := s.cfg.SourcePrefixV6
+	if a.Is4() {
+		bits = s.cfg.SourcePrefixV4
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// sourceLocked returns the state of src, made on first use. The caller
+// holds s.mu. Idle states are swept once a second, so the map holds only
+// sources active in the last second or with something open.
+func (s *Server) sourceLocked(src netip.Prefix, now time.Time) *sourceState {
+	if now.Sub(s.lastSweep) >= time.Second {
+		s.lastSweep = now
+		for k, st := range s.sources {
+			if st.idle(now, s.cfg.MaxHandshakeRatePerSource) {
+				delete(s.sources, k)
+			}
+		}
+	}
+	st := s.sources[src]
+	if st == nil {
+		st = new(sourceState)
+		s.sources[src] = st
+	}
+	return st
+}
+
+// enterHandshake admits a new connection to the handshake: within the
+// global and the per-source limit (the secondaries a pending test of the
+// source waits for are allowed beyond it). It returns the reason when it
+// refuses.
+func (s *Server) enterHandshake(c net.Conn, src netip.Prefix) RefusalReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return RefusedShuttingDown
+	}
+	st := s.sourceLocked(src, time.Now())
+	if st.handshakes >= s.cfg.MaxHandshakesPerSource+st.joins {
+		return RefusedHandshakesPerSource
+	}
+	if len(s.handshaking) >= s.cfg.MaxHandshakes {
+		return RefusedHandshakes
+	}
+	st.handshakes++
+	s.handshaking[c] = struct{}{}
+	return ""
+}
+
+// leaveHandshake undoes enterHandshake.
+func (s *Server) leaveHandshake(c net.Conn, src netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.handshaking, c)
+	if st := s.sources[src]; st != nil {
+		st.handshakes--
+	}
+}
+
+// closeHandshakes closes every connection still in its handshake.
+func (s *Server) closeHandshakes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.handshaking {
+		c.Close()
+	}
+}
+
+// allowCommand applies the rate limits to a new test from src.
+func (s *Server) allowCommand(src netip.Prefix) (RefusalReason, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.sourceLocked(src, now)
+	if !st.rate.take(now, s.cfg.MaxHandshakeRatePerSource) {
+		return RefusedHandshakeRate, fmt.Errorf("%w: more than %d new tests a second from %s", ErrLimit, s.cfg.MaxHandshakeRatePerSource, src)
+	}
+	if !s.rate.take(now, s.cfg.MaxHandshakeRate) {
+		st.rate.tokens++ // this source did not get its test
+		return RefusedHandshakeRate, fmt.Errorf("%w: more than %d new tests a second", ErrLimit, s.cfg.MaxHandshakeRate)
+	}
+	return "", nil
+}
+
+// expectJoinsLocked adds n secondaries a session of src waits for (n < 0:
+// no longer waits for them). The caller holds s.mu.
+func (s *Server) expectJoinsLocked(sess *serverSession, n int) {
+	sess.joinsLeft += n
+	if st := s.sources[sess.src]; st != nil {
+		st.joins += n
+	}
+}
+
+// logLimiter lets one log line per reason a second through and counts
+// the others.
+type logLimiter struct {
+	mu      sync.Mutex
+	last    map[RefusalReason]time.Time
+	skipped map[RefusalReason]int
+}
+
+// allow reports whether a line for reason may be logged at now, and how
+// many were left out since the last one.
+func (l *logLimiter) allow(reason RefusalReason, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.skipped = make(map[RefusalReason]time.Time), make(map[RefusalReason]int)
+	}
+	if now.Sub(l.last[reason]) < time.Second {
+		l.skipped[reason]++
+		return false, 0
+	}
+	n := l.skipped[reason]
+	l.last[reason], l.skipped[reason] = now, 0
+	return true, n
+}

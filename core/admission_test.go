@@ -1,0 +1,123 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/btest-go/btest/core/wire"
+)
+
+// TestSourceGrouping: IPv4 addresses are their own source, IPv6 ones group
+// by /64 (both configurable), and IPv4-mapped IPv6 counts as IPv4.
+func TestSourceGrouping(t *testing.T) {
+	s, err := NewServer(ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool {
+		return s.source(netip.MustParseAddr(a)) == s.source(netip.MustParseAddr(b))
+	}
+	if !same("2001:db8:1:2::1", "2001:db8:1:2:ffff::9") || same("2001:db8:1:2::1", "2001:db8:1:3::1") {
+		t.Fatal("IPv6 sources are not /64s")
+	}
+	if same("192.0.2.1", "192.0.2.2") || !same("192.0.2.1", "::ffff:192.0.2.1") {
+		t.Fatal("IPv4 sources are not single addresses")
+	}
+	if !same("fe80::1%eth0", "fe80::2%eth1") {
+		t.Fatal("zones split a source")
+	}
+	s, _ = NewServer(ServerConfig{SourcePrefixV4: 24, SourcePrefixV6: 48})
+	if !same("192.0.2.1", "192.0.2.200") || !same("2001:db8:1:2::1", "2001:db8:1:3::1") {
+		t.Fatal("configured prefix lengths not applied")
+	}
+	if _, err := NewServer(ServerConfig{SourcePrefixV4: 33}); err == nil {
+		t.Fatal("a /33 IPv4 source prefix was accepted")
+	}
+}
+
+// TestHandshakeRate: a source gets its burst of new tests, then one more
+// for each 1/rate seconds; other sources are not affected; the global
+// limit covers all.
+func TestHandshakeRate(t *testing.T) {
+	s, err := NewServer(ServerConfig{MaxHandshakeRatePerSource: 5, MaxHandshakeRate: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.source(netip.MustParseAddr("192.0.2.1"))
+	b := s.source(netip.MustParseAddr("192.0.2.2"))
+	for i := range 5 {
+		if reason, err := s.allowCommand(a); err != nil {
+			t.Fatalf("command %d of the burst refused: %s %v", i+1, reason, err)
+		}
+	}
+	if reason, _ := s.allowCommand(a); reason != RefusedHandshakeRate {
+		t.Fatalf("sixth command in a burst: %q, want %q", reason, RefusedHandshakeRate)
+	}
+	for i := range 3 {
+		if _, err := s.allowCommand(b); err != nil {
+			t.Fatalf("other source's command %d refused: %v", i+1, err)
+		}
+	}
+	if reason, _ := s.allowCommand(b); reason != RefusedHandshakeRate {
+		t.Fatalf("command beyond the global burst: %q, want %q", reason, RefusedHandshakeRate)
+	}
+	time.Sleep(250 * time.Millisecond) // a quarter second: one more per source at 5/s, two globally
+	if _, err := s.allowCommand(a); err != nil {
+		t.Fatalf("no token back after 250 ms: %v", err)
+	}
+}
+
+// TestRefusalLogLimit: one line per reason a second, counting the rest.
+func TestRefusalLogLimit(t *testing.T) {
+	var l logLimiter
+	now := time.Now()
+	if ok, _ := l.allow(RefusedHandshakes, now); !ok {
+		t.Fatal("first line held back")
+	}
+	for range 5 {
+		if ok, _ := l.allow(RefusedHandshakes, now.Add(time.Millisecond)); ok {
+			t.Fatal("second line in the same second logged")
+		}
+	}
+	if ok, _ := l.allow(RefusedBadCommand, now); !ok {
+		t.Fatal("another reason held back")
+	}
+	if ok, n := l.allow(RefusedHandshakes, now.Add(time.Second)); !ok || n != 5 {
+		t.Fatalf("a second later: logged %v, skipped %d; want true, 5", ok, n)
+	}
+}
+
+// TestShutdownClosesHandshakes: connections in their handshake (silent
+// after HELLO, or in the middle of MD5 authentication) are closed when
+// Shutdown's context ends, however long their handshake deadlines are,
+// and Shutdown returns promptly.
+func TestShutdownClosesHandshakes(t *testing.T) {
+	checkNoLeak(t)
+	srv, addr, _ := startServer(t, ServerConfig{HandshakeTimeout: time.Minute, CommandTimeout: time.Minute,
+		Auth: AuthMD5, Users: []User{{Name: "u", Password: "p"}}}, "tcp", "127.0.0.1:0")
+	silent := dialRaw(t, addr)
+	half := dialRaw(t, addr)
+	cmd := wire.Command{Proto: wire.TCP, Direction: wire.ServerSends, ConnCount: 1, TxSize: 32768}.Marshal()
+	half.Write(cmd[:])
+	var ch [20]byte
+	if _, err := io.ReadFull(half, ch[:]); err != nil {
+		t.Fatalf("no md5 challenge: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's error", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Shutdown took %v with a 300 ms context and two handshakes pending", el)
+	}
+	for _, c := range []net.Conn{silent, half} {
+		expectClosed(t, c, nil, time.Second)
+	}
+}
