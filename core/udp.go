@@ -759,54 +759,40 @@ const maxShownMarks = 4 * statusHonoured
 // before it counts as an anomaly; it is clamped regardless.
 const reportSlack = 64 << 10
 
-func (e *udpEngine) txBytes() uint64 {
+// sumCounter adds up one counter of every sender or receiver; the engine
+// reads its totals this way once per status or interval, never per datagram.
+func sumCounter[T any](xs []T, counter func(T) *atomic.Uint64) uint64 {
 	var n uint64
-	for _, t := range e.tx {
-		n += t.bytes.Load()
+	for _, x := range xs {
+		n += counter(x).Load()
 	}
 	return n
 }
 
+func (e *udpEngine) txBytes() uint64 {
+	return sumCounter(e.tx, func(t *udpTx) *atomic.Uint64 { return &t.bytes.Uint64 })
+}
+
 func (e *udpEngine) rxBytes() uint64 {
-	var n uint64
-	for _, r := range e.rx {
-		n += r.bytes.Load()
-	}
-	return n
+	return sumCounter(e.rx, func(r *udpRx) *atomic.Uint64 { return &r.bytes.Uint64 })
 }
 
 // rxStartLost counts the datagrams lost while our peer's sender was still
 // in its start-up (see udpMark).
 func (e *udpEngine) rxStartLost() uint64 {
-	var n uint64
-	for _, r := range e.rx {
-		n += r.startLost.Load()
-	}
-	return n
+	return sumCounter(e.rx, func(r *udpRx) *atomic.Uint64 { return &r.startLost })
 }
 
 func (e *udpEngine) txPackets() uint64 {
-	var n uint64
-	for _, t := range e.tx {
-		n += t.pkts.Load()
-	}
-	return n
+	return sumCounter(e.tx, func(t *udpTx) *atomic.Uint64 { return &t.pkts.Uint64 })
 }
 
 func (e *udpEngine) rxPackets() uint64 {
-	var n uint64
-	for _, r := range e.rx {
-		n += r.pkts.Load()
-	}
-	return n
+	return sumCounter(e.rx, func(r *udpRx) *atomic.Uint64 { return &r.pkts.Uint64 })
 }
 
 func (e *udpEngine) rxLost() uint64 {
-	var n uint64
-	for _, r := range e.rx {
-		n += r.lost.Load()
-	}
-	return n
+	return sumCounter(e.rx, func(r *udpRx) *atomic.Uint64 { return &r.lost.Uint64 })
 }
 
 // reportedBefore returns the running total of reported bytes as of t.
