@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -91,10 +90,7 @@ func TestProvisionGood(t *testing.T) {
 // SO_REUSEPORT, so no second socket could bind it) and validates a config
 // that listens there.
 func TestValidateDoesNotBind(t *testing.T) {
-	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testPorts.Listen(t, "127.0.0.1")
 	defer ln.Close()
 	if err := validate(t, `{"auth":"none","listen":["`+ln.Addr().String()+`"]}`); err != nil {
 		t.Fatalf("validate with the port taken: %v", err)

@@ -779,10 +779,7 @@ func TestCaddyCommands(t *testing.T) {
 		t.Fatalf("list-modules does not show btest:\n%s", out)
 	}
 
-	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testPorts.Listen(t, "127.0.0.1")
 	defer ln.Close()
 	pt := newPorts(t)
 	pt.btest = ln.Addr().String()

@@ -233,10 +233,7 @@ func TestShutdownGrace(t *testing.T) {
 // fakeServer runs script on the first accepted connection.
 func fakeServer(t *testing.T, script func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", corePorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := corePorts.Listen(t, "127.0.0.1")
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {

@@ -96,7 +96,7 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen(network, listenAddr(t, addr))
+	ln, err := listen(t, network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,15 +119,15 @@ func checkNoLeak(t *testing.T) { testutil.CheckLeaks(t) }
 // make run and no outgoing connection uses.
 var corePorts = testutil.NewPorts(testutil.RangeCore)
 
-// listenAddr turns "127.0.0.1:0" or "[::1]:0" into an address with a port
-// of this package's range.
-func listenAddr(t testing.TB, addr string) string {
+// listen listens on addr; "127.0.0.1:0" or "[::1]:0" get a port of this
+// package's range instead of the kernel's choice.
+func listen(t testing.TB, network, addr string) (net.Listener, error) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port != "0" {
-		return addr
+		return net.Listen(network, addr)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(corePorts.TCP(t)))
+	return corePorts.Listen(t, host), nil
 }
 
 // withTestPorts gives a server config UDP data ports of this package's

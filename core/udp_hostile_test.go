@@ -215,10 +215,7 @@ func TestUDPUnreachableClient(t *testing.T) {
 // TestUDPClientIdleTimeout: our client gives up on a server that stops
 // sending status messages.
 func TestUDPClientIdleTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", corePorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := corePorts.Listen(t, "127.0.0.1")
 	defer ln.Close()
 	go func() {
 		c, err := ln.Accept()
@@ -239,7 +236,7 @@ func TestUDPClientIdleTimeout(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err = RunClient(context.Background(), ClientConfig{Address: ln.Addr().String(), UDP: true,
+	_, err := RunClient(context.Background(), ClientConfig{Address: ln.Addr().String(), UDP: true,
 		IdleTimeout: time.Second, Duration: 10 * time.Second})
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err %v, want ErrTimeout", err)

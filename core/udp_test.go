@@ -70,7 +70,7 @@ func startUDPServer(t testing.TB, cfg ServerConfig, addr string) (*Server, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", listenAddr(t, addr))
+	ln, err := listen(t, "tcp", addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}

@@ -315,10 +315,7 @@ func startE2EServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testPorts.Listen(t, "127.0.0.1")
 	go srv.Serve(context.Background(), ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,10 +33,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testPorts.Listen(t, "127.0.0.1")
 	go srv.Serve(context.Background(), ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,10 +53,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", testPorts.TCPAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testPorts.Listen(t, "127.0.0.1")
 	go srv.Serve(context.Background(), ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()

@@ -76,6 +76,24 @@ func (p *Ports) TCP(t testing.TB) int {
 	return 0
 }
 
+// Listen returns a TCP listener on host (an IP address) at a port of the
+// range. A port found free can still be taken before the listener binds
+// it (by a process outside the suite), so it binds and moves on to the
+// next port when that fails, rather than probing first.
+func (p *Ports) Listen(t testing.TB, host string) net.Listener {
+	t.Helper()
+	var last error
+	for range 16 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p.TCP(t))))
+		if err == nil {
+			return ln
+		}
+		last = err
+	}
+	t.Fatalf("testutil: no TCP listener in %s's range: %v", p.r.Name, last)
+	return nil
+}
+
 // TCPAddr returns "127.0.0.1:PORT" with a free port from TCP.
 func (p *Ports) TCPAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.TCP(t)))
