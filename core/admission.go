@@ -197,3 +197,42 @@ func (l *logLimiter) allow(reason RefusalReason, now time.Time) (bool, int) {
 	l.last[reason], l.skipped[reason] = now, 0
 	return true, n
 }
+
+func (s *Server) refuse(remote netip.AddrPort, reason RefusalReason, err error) {
+	s.refusals.Add(1)
+	// A flood must not become a flood of log lines: one line per reason
+	// a second, with the count of those left out.
+	if ok, skipped := s.logLimit.allow(reason, time.Now()); ok {
+		attrs := []any{"remote", remote.String(), "reason", string(reason)}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		if skipped > 0 {
+			attrs = append(attrs, "not_logged_before", skipped)
+		}
+		s.log.Info("btest connection refused", attrs...)
+	}
+	s.cfg.Observer.refused(remote.Addr(), reason)
+}
+
+func (s *Server) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	if len(s.cfg.Allow) > 0 {
+		ok := false
+		for _, p := range s.cfg.Allow {
+			if p.Contains(a) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range s.cfg.Deny {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}

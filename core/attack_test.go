@@ -249,7 +249,7 @@ func lyingStatus(seq uint32) [wire.StatusSize]byte {
 // serves.
 func TestAttackStatusFloodServer(t *testing.T) {
 	capt := captureAll(t)
-	srv, addr, rec := attackServer(t, ServerConfig{})
+	srv, addr, rec := attackServer(t, ServerConfig{udpHooks: capt.hooks})
 	stillServes(t, addr)
 	rec.waitEnded(t, 1)
 	runtime.GC()
@@ -307,18 +307,18 @@ const cap64k = 64 << 10
 // reportLog keeps every UDP engine report, without ever blocking a
 // session (an attack makes hundreds).
 type reportLog struct {
-	mu   sync.Mutex
-	reps []udpReport
+	hooks *udpTestHooks // give to the servers and clients to watch
+	mu    sync.Mutex
+	reps  []udpReport
 }
 
 func captureAll(t *testing.T) *reportLog {
 	l := new(reportLog)
-	udpHooks.Store(&udpTestHooks{done: func(r udpReport) {
+	l.hooks = &udpTestHooks{done: func(r udpReport) {
 		l.mu.Lock()
 		l.reps = append(l.reps, r)
 		l.mu.Unlock()
-	}})
-	t.Cleanup(func() { udpHooks.Store(nil) })
+	}}
 	return l
 }
 
@@ -390,7 +390,7 @@ func checkClamped(t *testing.T, capt *reportLog, rec *tally) {
 // sent, and the lie is counted as an anomaly.
 func TestAttackLyingStatus(t *testing.T) {
 	capt := captureAll(t)
-	_, addr, rec := attackServer(t, ServerConfig{})
+	_, addr, rec := attackServer(t, ServerConfig{udpHooks: capt.hooks})
 	c, _, err := udpCommand(addr, wire.ServerSends, 10_000_000)
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +480,7 @@ func TestAttackStatusFloodClient(t *testing.T) {
 	tests := 0
 	for time.Now().Before(end) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err := RunClient(ctx, ClientConfig{Address: addr, UDP: true, Direction: Transmit, LocalTxSpeed: 1_000_000, Duration: 10 * time.Second})
+		_, err := RunClient(ctx, ClientConfig{Address: addr, UDP: true, Direction: Transmit, LocalTxSpeed: 1_000_000, Duration: 10 * time.Second, udpHooks: capt.hooks})
 		cancel()
 		tests++
 		if !errors.Is(err, ErrProtocol) {
@@ -501,7 +501,7 @@ func TestAttackStatusFloodClient(t *testing.T) {
 
 	var maxBps float64
 	sum, err := RunClient(context.Background(), ClientConfig{Address: liar, UDP: true, Direction: Transmit,
-		LocalTxSpeed: 1_000_000, Duration: 2 * time.Second,
+		LocalTxSpeed: 1_000_000, Duration: 2 * time.Second, udpHooks: capt.hooks,
 		OnInterval: func(st IntervalStats) { maxBps = max(maxBps, st.TxBps) }})
 	if err != nil {
 		t.Fatalf("client against a lying server: %v", err)

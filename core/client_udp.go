@@ -32,7 +32,7 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 	server := remoteAddrPort(cc.primary).Addr().Unmap()
 	local := localAddr(cc.primary)
 	hdr := udpHeaderSize(server)
-	dst := udpDest(false, netip.AddrPortFrom(server.WithZone(""), uint16(cc.udpPort)))
+	dst := cfg.udpHooks.destination(false, netip.AddrPortFrom(server.WithZone(""), uint16(cc.udpPort)))
 	n := cfg.Connections
 	socks := make([]*udpio.Conn, 0, n)
 	defer func() {
@@ -47,6 +47,7 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		drain:    udpClientDrain,
 		endCause: serverEnded,
 		log:      cfg.Logger,
+		hooks:    cfg.udpHooks,
 
 		maxStatusRate: cfg.MaxStatusRate,
 	}
@@ -62,7 +63,7 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		if port > 65535 {
 			return Summary{}, fmt.Errorf("%w: udp port %d + %d streams does not fit", ErrProtocol, cc.udpPort, n)
 		}
-		opt := udpOptions()
+		opt := cfg.udpHooks.options()
 		if k > 0 {
 			// The server sends to the first port only; the others
 			// get small plain readers in case one sends there too.

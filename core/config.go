@@ -183,6 +183,10 @@ type ServerConfig struct {
 	// Observer, when set, is told about sessions and refusals (metrics,
 	// dashboards). Combine several with JoinObservers.
 	Observer *Observer
+
+	// udpHooks, set by this package's tests only, steer and observe the
+	// server's UDP engine.
+	udpHooks *udpTestHooks
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -422,6 +426,10 @@ type ClientConfig struct {
 	OnInterval func(IntervalStats)
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+
+	// udpHooks, set by this package's tests only, steer and observe the
+	// client's UDP engine.
+	udpHooks *udpTestHooks
 }
 
 func (c *ClientConfig) setDefaults() {

@@ -37,3 +37,31 @@ var (
 	// ErrServerClosed is returned by Serve after Shutdown or Close.
 	ErrServerClosed = errors.New("btest server closed")
 )
+
+// resultString names an outcome for logs and metric labels.
+func resultString(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrAuthFailed):
+		return "auth_failed"
+	case errors.Is(err, ErrLimit):
+		return "limit"
+	case errors.Is(err, ErrStalled):
+		return "stalled"
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	case errors.Is(err, ErrProtocol):
+		return "protocol_error"
+	case errors.Is(err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(err, ErrRefused):
+		return "refused"
+	}
+	return "error"
+}
+
+// ResultString names the outcome of a test for logs, tags and metric
+// labels: "ok", "auth_failed", "limit", "timeout", "protocol_error",
+// "unsupported", "refused" or "error".
+func ResultString(err error) string { return resultString(err) }

@@ -51,7 +51,7 @@ func (s *Server) openUDP(ss *serverSession) (int, error) {
 	ip := localAddr(ss.conns[0])
 	var sock *udpio.Conn
 	port, err := s.ports.Acquire(int(ss.cmd.ConnCount), func(port int) error {
-		c, err := listenUDP(ip, port, udpOptions(), s.cfg.SocketBuffer)
+		c, err := listenUDP(ip, port, s.cfg.udpHooks.options(), s.cfg.SocketBuffer)
 		if err != nil {
 			return err
 		}
@@ -110,6 +110,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		endCause: endCause,
 		features: uc.Features(),
 		log:      s.log.With("id", ss.info.ID, "remote", ss.info.Remote.String()),
+		hooks:    s.cfg.udpHooks,
 
 		maxStatusRate: s.cfg.MaxStatusRate,
 	}
@@ -125,7 +126,7 @@ func (ss *serverSession) runUDP(ctx context.Context, cancel context.CancelCauseF
 		e.setupSender(ss.info.TxRate, wireSize)
 		// Every stream's data goes to the first client port, as other
 		// servers do and RouterOS clients accept (docs/protocol.md, §11.1 Ports).
-		dst := udpDest(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
+		dst := s.cfg.udpHooks.destination(true, netip.AddrPortFrom(peer, uint16(port+portpool.ClientOffset)))
 		snd := uc.NewSender(dst, payload, udpBatchBytes, payloadFor(ss.cmd.Random))
 		e.tx = []*udpTx{e.newTx(snd, wireSize)}
 	}

@@ -30,8 +30,8 @@ func TestUDPStrangersAndShortDatagrams(t *testing.T) {
 	}
 	defer local.Close()
 	checkNoLeak(t)
-	capt := captureUDP(t, udpio.Options{}, nil)
-	_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
+	capt := captureUDP(udpio.Options{}, nil)
+	_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, "127.0.0.1:0")
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		info := obs.startedInfo(t)
@@ -51,7 +51,7 @@ func TestUDPStrangersAndShortDatagrams(t *testing.T) {
 	})
 	// The client only receives: nothing of its own reaches the server.
 	_, err = RunClient(context.Background(), ClientConfig{Address: addr, UDP: true, Direction: Receive,
-		RemoteTxSpeed: 1_000_000, Duration: 1500 * time.Millisecond})
+		RemoteTxSpeed: 1_000_000, Duration: 1500 * time.Millisecond, udpHooks: capt.hooks})
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)

@@ -92,8 +92,8 @@ func watchEngine(e *udpEngine) *shapedWatch {
 				if span := now.Sub(ring[max(i, 0)].t); i >= 0 && span <= 120*time.Millisecond {
 					r := float64(b-ring[i].b) * 8 / span.Seconds()
 					w.mu.Lock()
-					if r > w.peak && fcTrace != nil {
-						fcTrace("peak %.0f at %v over %v, pacer %d", r/1e6, now.Sub(w.started), span, e.pacer.Rate()/1e6)
+					if r > w.peak && e.hooks.trace != nil {
+						e.hooks.trace("peak %.0f at %v over %v, pacer %d", r/1e6, now.Sub(w.started), span, e.pacer.Rate()/1e6)
 					}
 					w.peak = max(w.peak, r)
 					w.mu.Unlock()
@@ -122,7 +122,7 @@ func TestUDPShapedPeer(t *testing.T) {
 	out := json.NewEncoder(os.Stdout)
 	var mu sync.Mutex
 	watches := map[bool]*shapedWatch{}
-	udpHooks.Store(&udpTestHooks{
+	hooks := &udpTestHooks{
 		started: func(e *udpEngine) {
 			mu.Lock()
 			watches[e.server] = watchEngine(e)
@@ -151,14 +151,12 @@ func TestUDPShapedPeer(t *testing.T) {
 			out.Encode(s)
 			mu.Unlock()
 		},
-	})
-	if drop, _ := strconv.ParseFloat(os.Getenv("BTEST_SHAPED_DROP"), 64); drop > 0 {
-		h := udpHooks.Load()
-		h.dest = func(_ bool, dst netip.AddrPort) netip.AddrPort { return dropRelay(t, dst, drop) }
 	}
-	defer udpHooks.Store(nil)
+	if drop, _ := strconv.ParseFloat(os.Getenv("BTEST_SHAPED_DROP"), 64); drop > 0 {
+		hooks.dest = func(_ bool, dst netip.AddrPort) netip.AddrPort { return dropRelay(t, dst, drop) }
+	}
 	if os.Getenv("BTEST_SHAPED_TRACE") != "" {
-		fcTrace = func(f string, a ...any) {
+		hooks.trace = func(f string, a ...any) {
 			fmt.Fprintf(os.Stderr, role+" "+time.Now().Format("05.000")+" "+f+"\n", a...)
 		}
 	}
@@ -168,7 +166,7 @@ func TestUDPShapedPeer(t *testing.T) {
 	case "server":
 		_, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
-		s, err := NewServer(ServerConfig{Logger: log, UDPPortFirst: p + 1, UDPPortLast: p + 100})
+		s, err := NewServer(ServerConfig{Logger: log, UDPPortFirst: p + 1, UDPPortLast: p + 100, udpHooks: hooks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +184,7 @@ func TestUDPShapedPeer(t *testing.T) {
 		d, _ := time.ParseDuration(os.Getenv("BTEST_SHAPED_DURATION"))
 		_, err := RunClient(context.Background(), ClientConfig{
 			Address: addr, UDP: true, Direction: Direction(dir), Connections: streams, Duration: d, Logger: log,
+			udpHooks: hooks,
 		})
 		if err != nil {
 			t.Fatal(err)

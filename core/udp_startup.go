@@ -94,6 +94,7 @@ func readMark(d []byte) (ours, starting bool) {
 type fastControl struct {
 	floor uint64
 	rtt   func() time.Duration
+	trace func(string, ...any) // nil outside tests
 	rate  uint64
 	state int
 
@@ -135,8 +136,8 @@ var fcGains = [8]uint64{125, 75, 100, 100, 100, 100, 100, 100}
 // fcCruisePhase is how long one gain of the cycle lasts.
 const fcCruisePhase = 100 * time.Millisecond
 
-func newFastControl(floor, rate uint64, rtt func() time.Duration) *fastControl {
-	return &fastControl{floor: floor, rate: rate, rtt: rtt}
+func newFastControl(floor, rate uint64, rtt func() time.Duration, trace func(string, ...any)) *fastControl {
+	return &fastControl{floor: floor, rate: rate, rtt: rtt, trace: trace}
 }
 
 // starting reports whether the sender is still searching for the path's
@@ -181,8 +182,8 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
-	if fcTrace != nil {
-		fcTrace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
+	if f.trace != nil {
+		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
 	}
 	f.open, f.from, f.fromSent, f.bytes, f.maxGap = true, now, sent, 0, 0
 	switch f.state {
@@ -327,6 +328,3 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		f.rate = f.probeRate
 	}
 }
-
-// fcTrace, when a test sets it, sees the inputs of every verdict.
-var fcTrace func(string, ...any)

@@ -86,12 +86,15 @@ func startUDPServer(t testing.TB, cfg ServerConfig, addr string) (*Server, strin
 }
 
 // udpCapture collects the engine's end-of-test reports.
-type udpCapture struct{ ch chan udpReport }
+// Its hooks go into the server's and the client's config.
+type udpCapture struct {
+	ch    chan udpReport
+	hooks *udpTestHooks
+}
 
-func captureUDP(t *testing.T, opts udpio.Options, dest func(bool, netip.AddrPort) netip.AddrPort) *udpCapture {
+func captureUDP(opts udpio.Options, dest func(bool, netip.AddrPort) netip.AddrPort) *udpCapture {
 	c := &udpCapture{ch: make(chan udpReport, 64)}
-	udpHooks.Store(&udpTestHooks{opts: opts, dest: dest, done: func(r udpReport) { c.ch <- r }})
-	t.Cleanup(func() { udpHooks.Store(nil) })
+	c.hooks = &udpTestHooks{opts: opts, dest: dest, done: func(r udpReport) { c.ch <- r }}
 	return c
 }
 
@@ -155,8 +158,8 @@ func TestUDPMatrix(t *testing.T) {
 					}
 					t.Run(fmt.Sprintf("%s/%s/%d/%s/%s", fam.name, dir, streams, data, mode.name), func(t *testing.T) {
 						checkNoLeak(t)
-						capt := captureUDP(t, mode.opt, nil)
-						_, addr, obs := startUDPServer(t, ServerConfig{}, fam.listen)
+						capt := captureUDP(mode.opt, nil)
+						_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, fam.listen)
 						// Both sides send a status a second after their
 						// start: run 1.5 s, and on until the server's has
 						// arrived (a loaded machine delays it), at most 10 s.
@@ -166,7 +169,7 @@ func TestUDPMatrix(t *testing.T) {
 							Address: addr, UDP: true, Direction: dir, Connections: streams, Random: random,
 							UDPTxSize: txSize, LocalUDPTxSize: localSize,
 							LocalTxSpeed: mode.rate, RemoteTxSpeed: mode.rate,
-							Interval: 250 * time.Millisecond,
+							Interval: 250 * time.Millisecond, udpHooks: capt.hooks,
 							OnInterval: func(s IntervalStats) {
 								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 {
 									stop()
@@ -453,17 +456,18 @@ func TestUDPLossRelay(t *testing.T) {
 			const d = 2500 * time.Millisecond
 			relay := newLossRelay(t, time.Now().Add(d*7/10))
 			relayServerSide := tc.dir == Receive // the relay carries the server's datagrams
-			capt := captureUDP(t, mode.opt, func(server bool, dst netip.AddrPort) netip.AddrPort {
+			capt := captureUDP(mode.opt, func(server bool, dst netip.AddrPort) netip.AddrPort {
 				if server != relayServerSide {
 					return dst
 				}
 				relay.setTarget(dst)
 				return relay.addr()
 			})
-			_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
+			_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, "127.0.0.1:0")
 			sum, err := RunClient(context.Background(), ClientConfig{
 				Address: addr, UDP: true, Direction: tc.dir, Connections: tc.streams,
 				LocalTxSpeed: mode.rate / 2, RemoteTxSpeed: mode.rate / 2, Duration: d,
+				udpHooks: capt.hooks,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -78,6 +78,9 @@ func TestChecksCatch(t *testing.T) {
 		{"backquoted path ok", "docs/x.md", "The code is in `core/a.go`.", ""},
 		{"backquoted path gone", "docs/x.md", "The code is in `core/udp.go`.", "core/udp.go"},
 		{"backquoted foreign path", "docs/x.md", "Uses `github.com/x/y` and `caddy/v2`.", ""},
+		{"symbol in file", "docs/x.md", "See `f`, `T.m` and\n`T.Field` in `core/a.go`.", ""},
+		{"symbol moved", "docs/x.md", "See `f` and `g` in\n`core/a.go`.", "g is in core/a.go"},
+		{"method moved", "docs/x.md", "See `T.gone` in `core/a.go`.", "T.gone"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,7 +88,7 @@ func TestChecksCatch(t *testing.T) {
 			r := newRepo()
 			r.add("docs/protocol.md", doc)
 			r.add("STYLE.md", "house style")
-			r.add("core/a.go", "package core")
+			r.add("core/a.go", "package core\n\nfunc f() {}\n\ntype T struct {\n\tField int\n}\n\nfunc (t *T) m() {}")
 			r.tops["core"], r.tops["docs"] = true, true
 			r.add(c.file, c.text)
 			var got []string
@@ -311,8 +314,78 @@ func (r *repo) check() []finding {
 				r.checkQuotedPaths(line, add)
 			}
 		}
+		if md {
+			out = append(out, r.checkSymbols(name)...)
+		}
 	}
 	return out
+}
+
+// symbolsIn matches "`A`, `B.c` and `D` in `dir/file.go`" in a paragraph:
+// names the document says a Go file defines.
+var symbolsIn = regexp.MustCompile("((?:`[A-Za-z_][\\w.]*`(?:,?\\s+and\\s+|,\\s*)?)+)\\s+in\\s+`([\\w./-]+\\.go)`")
+
+// checkSymbols checks, paragraph by paragraph (a citation may wrap), that
+// the Go files a document cites define the names it says they do: a file
+// split or a function renamed leaves such a sentence wrong.
+func (r *repo) checkSymbols(name string) []finding {
+	var out []finding
+	lines := r.files[name]
+	fence := false
+	for i := 0; i < len(lines); {
+		if strings.HasPrefix(strings.TrimSpace(lines[i]), "```") {
+			fence = !fence
+		}
+		if fence || strings.TrimSpace(lines[i]) == "" || strings.HasPrefix(strings.TrimSpace(lines[i]), "```") {
+			i++
+			continue
+		}
+		start := i
+		var para []string
+		for i < len(lines) && strings.TrimSpace(lines[i]) != "" && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```") {
+			para = append(para, strings.TrimSpace(lines[i]))
+			i++
+		}
+		text := strings.Join(para, " ")
+		for _, m := range symbolsIn.FindAllStringSubmatch(text, -1) {
+			src, ok := r.files[m[2]]
+			if !ok {
+				continue // a missing file is checkQuotedPaths' finding
+			}
+			for _, q := range regexp.MustCompile("`([\\w.]+)`").FindAllStringSubmatch(m[1], -1) {
+				if !defines(src, q[1]) {
+					out = append(out, finding{name, start + 1, fmt.Sprintf("says %s is in %s, which does not define it", q[1], m[2])})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// defines reports whether Go source lines declare sym: a function, type,
+// variable or constant, "Type.Method" for a method, or "Type.Field" for a
+// field (any indented line starting with the field's name).
+func defines(src []string, sym string) bool {
+	recv, member, isMember := strings.Cut(sym, ".")
+	var pats []*regexp.Regexp
+	if isMember {
+		pats = append(pats,
+			regexp.MustCompile(`^func \(\w+ \*?`+regexp.QuoteMeta(recv)+`(\[[^\]]*\])?\) `+regexp.QuoteMeta(member)+`\b`),
+			regexp.MustCompile(`^\s+`+regexp.QuoteMeta(member)+`\b`))
+	} else {
+		q := regexp.QuoteMeta(sym)
+		pats = append(pats,
+			regexp.MustCompile(`^(func|type|var|const) `+q+`\b`),
+			regexp.MustCompile(`^\t`+q+`\s*(=|[A-Za-z*\[])`))
+	}
+	for _, l := range src {
+		for _, p := range pats {
+			if p.MatchString(l) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *repo) checkOutside(line string, add func(target, format string, a ...any)) {
