@@ -76,15 +76,18 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 			gate.anomalies.Add(1)
 			return err
 		}
-		if !framed && !due.now(now) {
-			return nil
-		}
 		found = false
 		scanner.Scan(b, onStatus)
 		if found {
 			due.seen(now)
 		}
 		return nil
+	}
+	// Interleaved messages are looked for only when one is due; the data
+	// between them is dropped unread.
+	var dueNow func() bool
+	if !framed {
+		dueNow = func() bool { return due.now(time.Now()) }
 	}
 	rb := readBuf{pool: &smallBufs, grow: true}
 	if framed {
@@ -108,7 +111,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 		if i == 0 && cfg.Direction != Receive {
 			sc = scan
 		}
-		wg.Go(func() { cancel(serverEnded(readLoop(c, counter, sc, rb))) })
+		wg.Go(func() { cancel(serverEnded(readData(c, counter, sc, dueNow, rb))) })
 		if transmits {
 			wg.Go(func() {
 				cancel(serverEnded(writeLoop(ctx, c, &tx[i], payload, size, DefaultTCPTxSize, pacer, nil)))

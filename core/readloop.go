@@ -65,6 +65,20 @@ var ctrlReadBuf = readBuf{pool: &tinyBufs}
 // buffer starts small and grows on the first full read when rb allows,
 // so slow tests stay small in memory and fast ones read in large blocks.
 func readLoop(c net.Conn, n *paddedCounter, scan func([]byte) error, rb readBuf) error {
+	return readChunks(c, nil, n, scan, nil, rb)
+}
+
+// readData is readLoop for TCP data connections, whose payload nobody
+// reads: bytes that scan is not to see (scan nil, or due reporting false)
+// are taken off the socket without a copy where the system can (see
+// tcpDropper). A large buffer then mostly sets how much one call takes.
+func readData(c net.Conn, n *paddedCounter, scan func([]byte) error, due func() bool, rb readBuf) error {
+	return readChunks(c, newTCPDropper(c), n, scan, due, rb)
+}
+
+// readChunks is the loop of readLoop and readData; dropper nil copies
+// every byte.
+func readChunks(c net.Conn, dropper *tcpDropper, n *paddedCounter, scan func([]byte) error, due func() bool, rb readBuf) error {
 	pool, large := rb.pool, false
 	bp := pool.Get().(*[]byte)
 	defer func() {
@@ -75,10 +89,17 @@ func readLoop(c net.Conn, n *paddedCounter, scan func([]byte) error, rb readBuf)
 	}()
 	buf := *bp
 	for {
-		k, err := c.Read(buf)
+		var k int
+		var err error
+		look := scan != nil && (due == nil || due())
+		if dropper != nil && !look {
+			k, err = dropper.drop(buf)
+		} else {
+			k, err = c.Read(buf)
+		}
 		if k > 0 {
 			n.Add(uint64(k))
-			if scan != nil {
+			if look {
 				if err := scan(buf[:k]); err != nil {
 					return err
 				}

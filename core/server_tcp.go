@@ -47,7 +47,7 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	for i, c := range conns {
 		tuneTCP(c, s.cfg.SocketBuffer)
 		wg.Go(func() {
-			cancel(endCause(readLoop(c, &rx[i], nil, s.readBuf)))
+			cancel(endCause(readData(c, &rx[i], nil, nil, s.readBuf)))
 		})
 		if dir.ServerTransmits() {
 			var status *atomic.Pointer[wire.Status]
