@@ -3,11 +3,13 @@
 // and the ratio ours/iperf3 per case (medians of several runs).
 //
 //	go run ./cmd/btest-bench -btest ./bin/btest [-iperf3 PATH] [-duration 10s] [-runs 3] [-only REGEXP]
+//	go run ./cmd/btest-bench -btest ./bin/btest -pacing [-duration 10s]
 //
 // -iperf3 names the iperf3 binary to compare with (default: iperf3 on PATH,
 // Debian's 3.12). From iperf3 3.20 on, the UDP cases where both our sides
 // use GSO and GRO run iperf3 with --gsro too; the header says which version
-// was measured.
+// was measured. -pacing prints instead how close rate limits land to the
+// rate asked, TCP and UDP, for each side's sends.
 //
 // It is a benchmark, not a test: it never fails on a slow result. CPU cost is
 // read from /proc/stat because loopback receive work runs in softirq context
@@ -86,6 +88,7 @@ func main() {
 	flag.IntVar(&runs, "runs", 3, "runs per case (the median is reported)")
 	flag.StringVar(&only, "only", "", "run only cases matching this regexp")
 	flag.BoolVar(&scale, "scale", true, "also run the 200-session scale benchmark")
+	pacingOnly := flag.Bool("pacing", false, "run only the pacing-accuracy table (rate limits, TCP and UDP, both sides)")
 	flag.Parse()
 	re, err := regexp.Compile(only)
 	if err != nil {
@@ -112,6 +115,10 @@ func main() {
 	host, _ := os.Hostname()
 	fmt.Printf("btest-bench %s on %s (%d CPUs, load average %s), %v per run, median of %d\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), host, numCPU(), loadAvg(), e.duration, runs)
+	if *pacingOnly {
+		runPacing(ctx, &e)
+		return
+	}
 	fmt.Printf("against iperf3 %s (%s)%s\n\n", e.iperf.version, e.iperf.path, e.iperf.gsroNote())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tours Gbit/s\tiperf3 Gbit/s\tratio\ttarget\tours CPU s/GB\tiperf3 CPU s/GB\tours kpps\tours loss %\tiperf3 kpps\tiperf3 loss %\t")
