@@ -142,6 +142,7 @@ var udpIOModes = []struct {
 // size with the right content, and that each receiver counted exactly what
 // the sender sent.
 func TestUDPMatrix(t *testing.T) {
+	t.Parallel()
 	gso, gro := gsoAvailable(t)
 	i := 0
 	for _, fam := range []struct{ name, listen string }{{"ipv4", "127.0.0.1:0"}, {"ipv6", "[::1]:0"}} {
@@ -157,7 +158,7 @@ func TestUDPMatrix(t *testing.T) {
 						data = "random"
 					}
 					t.Run(fmt.Sprintf("%s/%s/%d/%s/%s", fam.name, dir, streams, data, mode.name), func(t *testing.T) {
-						checkNoLeak(t)
+						t.Parallel()
 						capt := captureUDP(mode.opt, nil)
 						_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, fam.listen)
 						// Both sides send a status a second after their
@@ -445,6 +446,8 @@ func (r *lossRelay) expectedLoss() (lost uint64, dropped int) {
 // each direction and checks that the receiver reports as lost exactly the
 // datagrams the relay dropped.
 func TestUDPLossRelay(t *testing.T) {
+	// Not beside the parallel tests, which would starve its paced
+	// senders and receivers of CPU: its cases run in parallel, alone.
 	for _, tc := range []struct {
 		dir     Direction
 		streams int
@@ -452,7 +455,7 @@ func TestUDPLossRelay(t *testing.T) {
 	}{{Transmit, 1, 0}, {Transmit, 2, 1}, {Receive, 1, 0}, {Receive, 1, 2}} {
 		mode := udpIOModes[tc.mode]
 		t.Run(fmt.Sprintf("%s/%d/%s", tc.dir, tc.streams, mode.name), func(t *testing.T) {
-			checkNoLeak(t)
+			t.Parallel()
 			const d = 2500 * time.Millisecond
 			relay := newLossRelay(t, time.Now().Add(d*7/10))
 			relayServerSide := tc.dir == Receive // the relay carries the server's datagrams
@@ -498,12 +501,15 @@ func TestUDPLossRelay(t *testing.T) {
 // measured over the seconds after the first, in both directions and with
 // several streams sharing one limit.
 func TestUDPRateLimit(t *testing.T) {
+	// Not beside the parallel tests, which would starve its paced
+	// senders and receivers of CPU: its cases run in parallel, alone.
 	const rate = 4_000_000
 	for _, tc := range []struct {
 		dir     Direction
 		streams int
 	}{{Receive, 1}, {Transmit, 1}, {Transmit, 3}} {
 		t.Run(fmt.Sprintf("%s/%d", tc.dir, tc.streams), func(t *testing.T) {
+			t.Parallel()
 			_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 			cfg := ClientConfig{Address: addr, UDP: true, Direction: tc.dir, Connections: tc.streams, Duration: 4500 * time.Millisecond}
 			if tc.dir == Receive {
@@ -606,6 +612,8 @@ func (r *udpRawClient) count(d time.Duration) (bytes uint64, pkts int) {
 // rate first, then about 1-1.5 times what it reports, and the rate holds
 // there rather than ratcheting down.
 func TestUDPAdaptation(t *testing.T) {
+	// Alone: it counts a paced sender's seconds with its own reader, which
+	// the parallel tests' load would delay.
 	checkNoLeak(t)
 	_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 	c := dialUDPRaw(t, addr, wire.ServerSends, true)
