@@ -34,10 +34,11 @@ run: caddy
 # The shaped-link test measures rates and loss over a bottleneck between
 # two network namespaces; starved of CPU by the other packages' tests its
 # peers would measure the machine, so it runs after them, alone.
-# -parallel 8: most tests wait on sockets and timers, not the CPU, so more
-# of them than the machine's cores run at once; the ones that need the
-# machine (the attacks, the rate and loss accuracy checks) run alone first.
-TESTFLAGS ?= -race -count=1 -parallel 8
+# -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
+# so more tests and packages than the machine's cores run at once; the
+# tests that need the machine (the attacks, the rate and loss accuracy
+# checks) run alone in their package first.
+TESTFLAGS ?= -race -count=1 -parallel 8 -p 4
 test: test-deps
 	BTEST_E2E=1 BTEST_SHAPED=later $(GO) test $(TESTFLAGS) -timeout 45m ./...
 	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 10m -run '^TestUDPShaped$$' ./core
