@@ -95,6 +95,7 @@ func (l *linkSim) peak() uint64 {
 // in any 100 ms, loses under 1% and delivers 95% of the rate over 10 s; with
 // 1% random loss on the path it keeps the rate and the loss stays the path's.
 func TestFastControl(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		rate    uint64
 		lossPct float64
@@ -140,6 +141,7 @@ func TestFastControl(t *testing.T) {
 // for a moment) costs about that second: the rate is back within two
 // seconds after it ends.
 func TestFastControlDip(t *testing.T) {
+	t.Parallel()
 	start := time.Unix(1000, 0)
 	c := newRateControl(0, 1500, start, func() time.Duration { return time.Millisecond })
 	l := &linkSim{rate: 1e9, rnd: rand.New(rand.NewPCG(2, 3)), rateAt: func(ms time.Duration) uint64 {
