@@ -41,6 +41,7 @@ func tcpPair(t *testing.T) (a, b net.Conn) {
 // unread on Linux) and counted to the byte; the end of the stream is EOF;
 // what scan is due to see arrives intact.
 func TestReadDataCounts(t *testing.T) {
+	t.Parallel()
 	a, b := tcpPair(t)
 	if runtime.GOOS == "linux" && newTCPDropper(b) == nil {
 		t.Fatal("no dropper for a TCP connection on Linux")
@@ -72,6 +73,7 @@ func TestReadDataCounts(t *testing.T) {
 // TestReadDataUnblocks: a dropping read waits like Read and ends on a
 // deadline or when the connection is closed.
 func TestReadDataUnblocks(t *testing.T) {
+	t.Parallel()
 	_, b := tcpPair(t)
 	var n paddedCounter
 	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
