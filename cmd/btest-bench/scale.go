@@ -40,6 +40,9 @@ func runScale(ctx context.Context, e *env) error {
 	pid := srv.cmd.Process.Pid
 	time.Sleep(200 * time.Millisecond)
 	rss0, g0 := rssKiB(pid), goroutines(dbg)
+	if g0 < 0 {
+		fmt.Println("  (no pprof in this btest build: goroutine counts read -1 and the heap is measured without a forced GC; build with -tags pprof for both)")
+	}
 
 	fmt.Printf("scale: %d sessions at %s each for %v, two rounds\n", scaleSessions, core.FormatBitRate(scaleRate), e.duration)
 	fmt.Printf("  idle: RSS %d KiB, %d goroutines\n", rss0, g0)
@@ -94,13 +97,17 @@ func rssKiB(pid int) int64 {
 	return 0
 }
 
-// goroutines reads the server's goroutine count from its pprof endpoint.
+// goroutines reads the server's goroutine count from its pprof endpoint;
+// -1 when there is none (a btest built without -tags pprof).
 func goroutines(addr string) int {
 	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return -1
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	first, _, _ := strings.Cut(string(b), "\n")
 	n, _ := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
