@@ -26,15 +26,24 @@ func (i *iperf3) probe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s --version: %w", i.path, err)
 	}
+	if !i.parseVersion(out) {
+		return fmt.Errorf("%s --version: no version in %q", i.path, out)
+	}
+	return nil
+}
+
+// parseVersion reads the version from `iperf3 --version` output and
+// whether that version has --gsro; false when there is no version.
+func (i *iperf3) parseVersion(out []byte) bool {
 	m := iperfVersion.FindSubmatch(out)
 	if m == nil {
-		return fmt.Errorf("%s --version: no version in %q", i.path, out)
+		return false
 	}
 	major, _ := strconv.Atoi(string(m[1]))
 	minor, _ := strconv.Atoi(string(m[2]))
 	i.version = string(m[0][len("iperf "):])
 	i.gsro = major > gsroFrom[0] || major == gsroFrom[0] && minor >= gsroFrom[1]
-	return nil
+	return true
 }
 
 // gsroNote says whether the GSO/GRO cases run iperf3 with --gsro.
