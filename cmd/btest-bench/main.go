@@ -116,7 +116,7 @@ func main() {
 	fmt.Printf("btest-bench %s on %s (%d CPUs, load average %s), %v per run, median of %d\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), host, numCPU(), loadAvg(), e.duration, runs)
 	if *pacingOnly {
-		runPacing(ctx, &e)
+		runPacing(ctx, &e, re)
 		return
 	}
 	fmt.Printf("against iperf3 %s (%s)%s\n\n", e.iperf.version, e.iperf.path, e.iperf.gsroNote())

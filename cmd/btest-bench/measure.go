@@ -104,6 +104,8 @@ type ourSummary struct {
 	Duration    float64 `json:"duration_seconds"`
 	TxBytes     uint64  `json:"tx_bytes"`
 	RxBytes     uint64  `json:"rx_bytes"`
+	TxBps       float64 `json:"tx_bps"` // over the time the counts cover (UDP: the peer's last report)
+	RxBps       float64 `json:"rx_bps"`
 	LostPackets uint64  `json:"lost_packets"`
 	Result      string  `json:"result"`
 	Error       string  `json:"error"`

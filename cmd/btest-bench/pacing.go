@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"text/tabwriter"
 
 	"github.com/btest-go/btest/core"
@@ -23,10 +24,11 @@ var (
 // that counts as on target.
 const pacingTolerance = 0.01
 
-// runPacing prints the pacing table: per protocol, side and rate, the rate
-// measured over the run by the sender's own count for our client's sends
-// and by the client's received count for the server's, and the error.
-func runPacing(ctx context.Context, e *env) {
+// runPacing prints the pacing table: per protocol, side and rate (the rows
+// whose "pacing PROTO FLAG RATE" matches only), the rate measured over the
+// run by the sender's own count for our client's sends and by the client's
+// received count for the server's, and the error.
+func runPacing(ctx context.Context, e *env, only *regexp.Regexp) {
 	fmt.Printf("pacing: rate asked vs measured over %v (sender count for --local-tx-speed, client's received count for --remote-tx-speed), on target within %.0f %%\n",
 		e.duration, pacingTolerance*100)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -37,6 +39,9 @@ func runPacing(ctx context.Context, e *env) {
 			rates     []string
 		}{{"--local-tx-speed", "-t", localRates}, {"--remote-tx-speed", "-r", remoteRates}} {
 			for _, rate := range side.rates {
+				if !only.MatchString(fmt.Sprintf("pacing %s %s %s", proto, side.flag, rate)) {
+					continue
+				}
 				fmt.Fprintf(os.Stderr, "pacing %s %s %s ...\n", proto, side.flag, rate)
 				asked, err := core.ParseBitRate(rate)
 				if err != nil {
@@ -47,11 +52,13 @@ func runPacing(ctx context.Context, e *env) {
 					fmt.Fprintf(tw, "%s\t%s\t%s\terror: %v\t\t\t\t\n", proto, side.flag, rate, err)
 					continue
 				}
-				got, bytes := sum.TxBytes, sum.TxBytes
+				// The summary's rates, not bytes over the test's length:
+				// what a UDP sender reports sent is what its receiver
+				// reported, up to the last report before the end.
+				bps, bytes := sum.TxBps, sum.RxBytes
 				if side.dir == "-r" {
-					got, bytes = sum.RxBytes, sum.RxBytes
+					bps = sum.RxBps
 				}
-				bps := float64(got) * 8 / max(sum.Duration, 1e-9)
 				errPct := 100 * (bps - float64(asked)) / float64(asked)
 				loss := "-"
 				if proto == "udp" && side.dir == "-r" && bytes > 0 {
