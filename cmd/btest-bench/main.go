@@ -3,7 +3,7 @@
 // and the ratio ours/iperf3 per case (medians of several runs).
 //
 //	go run ./cmd/btest-bench -btest ./bin/btest [-iperf3 PATH] [-duration 10s] [-runs 3] [-only REGEXP]
-//	go run ./cmd/btest-bench -btest ./bin/btest -pacing [-duration 10s]
+//	go run ./cmd/btest-bench -btest ./bin/btest -pacing [-duration 10s] [-only REGEXP]
 //
 // -iperf3 names the iperf3 binary to compare with (default: iperf3 on PATH,
 // Debian's 3.12). From iperf3 3.20 on, the UDP cases where both our sides
