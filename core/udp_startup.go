@@ -106,11 +106,10 @@ type fastControl struct {
 	gap      time.Duration
 	maxGap   time.Duration // longest gap between reports in the sample
 	unclear  bool          // the last start-up sample was unclear
+	near     bool          // a start-up sample showed the path close to full
 
 	est          uint64 // the path's rate, bit/s
 	maxBw        uint64 // best rate that arrived in the start-up
-	ring         [5]uint64
-	ringN, pos   int
 	phase        int
 	probeGot     uint64
 	cycSent      uint64 // bytes sent and arrived over the current cycle
@@ -120,8 +119,22 @@ type fastControl struct {
 	lossN        int
 	drainStarted time.Time
 	drainBw      uint64 // best rate that arrived while draining
+	fullBw       uint64 // what arrived in the sample that ended the start-up
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
+
+	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
+	// holds what is on its way, what waits in the path's queue and what
+	// was lost; its least value over a phase (dmin) leaves out how late
+	// the reports came, so that its growth between phases at the same
+	// rate is what the queue grew by plus what was lost.
+	rcvd      uint64
+	dmin      uint64
+	phaseD    [len(fcGains)]uint64 // dmin of each phase of the cycle
+	phaseSent [len(fcGains)]uint64 // bytes sent by each phase's end
+	cycD      uint64               // dmin and sent at the last cycle's end
+	cycDSent  uint64
+	haveCycD  bool
 }
 
 const (
@@ -130,8 +143,24 @@ const (
 	fcCruise
 )
 
-// fcGains are the cruise cycle's rate factors, in percent.
-var fcGains = [8]uint64{125, 75, 100, 100, 100, 100, 100, 100}
+// fcStartGain is the start-up's step, in tenths: the next rate is at most
+// this times what arrived. A shaper's token bucket can make a sample show
+// up to a quarter more than the path's rate (10 ms of burst in a 40 ms
+// sample), and the next step then goes above twice the path's rate, but
+// for one sample only (about 60 ms: a sample that is not clear falls back
+// to what arrived): with the 40 ms before it, no 100 ms window carries
+// twice the path's rate.
+const fcStartGain = 17
+
+// fcGains are the cruise cycle's rate factors, in percent: a probe, a
+// drain, and six phases a little under the path's rate, so that a queue
+// the probe left, or an estimate a little high, drains by itself.
+var fcGains = [8]uint64{125, 75, 99, 99, 99, 99, 99, 99}
+
+// fcQueueFrom is the first phase of the cycle's steady part whose backlog
+// is compared with the last one's: the drain's lower rate still shows in
+// the one before.
+const fcQueueFrom = 3
 
 // fcCruisePhase is how long one gain of the cycle lasts.
 const fcCruisePhase = 100 * time.Millisecond
@@ -154,6 +183,10 @@ func (f *fastControl) setRate(now time.Time, r uint64) {
 // the sender's running total of bytes sent, and returns the new rate.
 func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sent uint64) uint64 {
 	f.gap = gap
+	f.rcvd += uint64(bytes)
+	if f.state == fcCruise && sent >= f.rcvd {
+		f.dmin = min(f.dmin, sent-f.rcvd)
+	}
 	if now.Before(f.settle) {
 		return f.rate
 	}
@@ -165,7 +198,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	f.bytes += uint64(bytes)
 	f.maxGap = max(f.maxGap, gap)
 	span := now.Sub(f.from)
-	need := max(40*time.Millisecond, 4*gap)
+	need := max(35*time.Millisecond, gap*7/2)
 	if f.state == fcCruise {
 		need = max(fcCruisePhase, 4*gap)
 	}
@@ -196,15 +229,27 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 		full := got*100 < sentRate*70 && sentRate >= udpStartRate/2
 		switch {
-		case appLimited && !full, late && !f.unclear:
-			f.unclear = late // look again at the same rate
-		case got*100 >= sentRate*90:
+		case appLimited && !full:
+			// look again at the same rate
+		case late && !f.unclear:
+			// Look again, at the best rate that arrived so far:
+			// the rate of this sample may be well above the path's.
+			f.unclear = true
+			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
+		case got*100 >= sentRate*90 && !f.near:
 			f.unclear = false
-			f.setRate(now, min(2*f.rate, got/10*18))
+			f.setRate(now, min(2*f.rate, got/10*fcStartGain))
 		case !full && !f.unclear:
-			f.unclear = true // hold the rate, look again
+			// Look again at what arrived: a path near its rate
+			// should not hold more for another sample.
+			f.unclear, f.near = true, true
+			f.setRate(now, got)
 		default:
-			f.state, f.drainStarted = fcDrain, now
+			// The path was full over this sample, or took what
+			// arrived of a sample that was not clear and no more:
+			// what arrived is its rate (a shaper's burst went to the
+			// samples before).
+			f.state, f.drainStarted, f.fullBw = fcDrain, now, got
 			f.setRate(now, max(f.maxBw/2, udpStartRate/4))
 		}
 	case fcDrain:
@@ -214,108 +259,66 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
-			f.est = f.maxBw
-			if f.drainBw > 0 {
-				f.est = min(f.maxBw, f.drainBw)
-			}
+			// What arrived in the sample that ended the start-up may
+			// still hold some of a shaper's burst, and the queue may
+			// drain before a drain sample ends, so that one may be
+			// short of the path's rate: take the drain's, or 95% of
+			// the other when it is more; probes find what is left.
+			f.est = min(f.maxBw, max(f.fullBw/100*95, f.drainBw))
 			f.peak = f.est
-			f.push(f.maxBw)
 			f.rate = max(f.est, f.floor)
+			f.dmin = ^uint64(0)
 		}
 	case fcCruise:
-		f.cruise(now, got, sentRate, gotBytes, sentBytes, appLimited, late)
+		f.cruise(now, got, sentRate, gotBytes, sentBytes, sent, late)
 	}
 	return f.rate
 }
 
-// push adds a sample of what arrived and returns the median of the recent
-// ones.
-func (f *fastControl) push(got uint64) uint64 {
-	f.ring[f.pos] = got
-	f.pos = (f.pos + 1) % len(f.ring)
-	f.ringN = min(f.ringN+1, len(f.ring))
-	var v [len(f.ring)]uint64
-	n := copy(v[:], f.ring[:f.ringN])
-	for i := 1; i < n; i++ {
-		for j := i; j > 0 && v[j] < v[j-1]; j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
+// baseLoss is the path's usual loss, per mille: the least of the recent
+// cycles (none until a cycle showed some).
+func (f *fastControl) baseLoss() uint64 {
+	if f.lossN == 0 {
+		return 0
 	}
-	return v[(n-1)/2]
-}
-
-func (f *fastControl) reset(got uint64) {
-	f.ringN, f.pos = 0, 0
-	f.est = f.push(got)
+	base := f.lossHist[0]
+	for _, l := range f.lossHist[1:f.lossN] {
+		base = min(base, l)
+	}
+	return base
 }
 
 // cruise ends one phase of the cycle; the next sample starts at once.
-func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes uint64, appLimited, late bool) {
+// The rate moves at three points only: after the probe, by what it found;
+// when the backlog grows over the steady phases faster than the path's
+// usual loss (the rate is above the path's: a queue builds), checked after
+// each phase and over the cycle; and when a cycle lost far more than usual.
+func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes uint64, sent uint64, late bool) {
 	// More than was sent, or than the rate, is a burst of reports that
 	// were held up, or the queue of a probe draining: not the path's rate.
 	got = min(got, max(f.est, sentRate/100*105))
+	f.phaseD[f.phase], f.phaseSent[f.phase] = f.dmin, sent
+	f.dmin = ^uint64(0)
 	switch {
 	case f.phase == 0:
 		f.probeGot = got
-		if !late {
-			f.est = f.push(got)
-		}
 	case f.phase == 1:
-		// What the probe sent arrives partly in this phase: judge both.
-		// If more arrived than the rate, the path has room: take up to
-		// 5% of it per cycle, so that a probe skewed by late reports
-		// cannot throw the rate far off; a probe that arrived whole
-		// (20% above the rate) shows plenty of room, and is taken.
-		g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
-		switch {
-		case late:
-		case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
-			// A probe back towards the recent best arrived: the dip
-			// (a receiver busy for a moment) is over.
-			f.reset(g)
-		case g*100 >= f.est*120:
-			g = min(g, f.est/100*125)
-			f.reset(g)
-		case g*100 >= f.est*102:
-			f.reset(min(g, f.est/100*105))
+		f.judgeProbe(got, late)
+	case f.phase > fcQueueFrom+1:
+		// A queue that grows by 2% of what a phase sends, two phases
+		// in a row, is plain at once; smaller growth shows over the
+		// cycle (endCycle). One phase alone may be the reports
+		// waiting behind the other direction's traffic.
+		k := f.phase
+		if f.grewPM(k-2, k-1) > 20 && f.grewPM(k-1, k) > 20 {
+			f.queueGrew(k-2, k, 20)
 		}
-	case appLimited || late:
-		// Only a sample above the rate says something here.
-		if got > f.est && !late {
-			f.est = f.push(got)
-		}
-	case got*100 >= sentRate*97:
-		// The path took what was sent: less than the rate is only
-		// less sent, not less room.
-		f.est = f.push(max(got, f.est))
-	default:
-		f.est = f.push(got)
 	}
 	f.cycGot += gotBytes
 	f.cycSent += sentBytes
 	f.phase = (f.phase + 1) % len(fcGains)
 	if f.phase == 0 && f.cycSent > 0 {
-		var lossPM uint64
-		if f.cycSent > f.cycGot {
-			lossPM = (f.cycSent - f.cycGot) * 1000 / f.cycSent
-		}
-		var base uint64 // none until a cycle showed some
-		if f.lossN > 0 {
-			base = lossPM
-			for _, l := range f.lossHist[:f.lossN] {
-				base = min(base, l)
-			}
-		}
-		copy(f.lossHist[1:], f.lossHist[:])
-		f.lossHist[0] = lossPM
-		f.lossN = min(f.lossN+1, len(f.lossHist))
-		if lossPM > base+30 {
-			// The path no longer takes the rate: start over from
-			// what it took in this cycle.
-			f.reset(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))))
-		}
-		f.cycGot, f.cycSent, f.cycStart = 0, 0, now
-		f.peak = max(f.est, f.peak-f.peak/50)
+		f.endCycle(now)
 	}
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
 	if f.phase == 0 {
@@ -327,4 +330,109 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		}
 		f.rate = f.probeRate
 	}
+}
+
+// judgeProbe takes what arrived in the drain phase (got) with what arrived
+// in the probe before it. What the probe sent arrives partly in the drain
+// phase, so both count. A shaper's token bucket lets its burst through at
+// once after the lull of the drain, which makes a probe on a full path look
+// up to 10% bigger than the path: less than 10% above the rate shows no
+// room. A probe that arrived whole (20% above the rate) shows plenty, and
+// the rate grows by 10%; one between shows some, and it grows by 5%. A
+// rate taken too high shows as a growing backlog and comes down at once
+// (queueGrew).
+func (f *fastControl) judgeProbe(got uint64, late bool) {
+	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
+	switch {
+	case late:
+	case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+		// A probe back towards the recent best arrived: the dip (a
+		// receiver busy for a moment) is over.
+		f.est = g
+	case g*100 >= f.est*120:
+		f.est = f.est / 100 * 110
+	case g*100 >= f.est*110:
+		f.est = f.est / 100 * 105
+	}
+}
+
+// queueGrew compares the backlog at the ends of two steady phases (from
+// before to): when it grew by more than the path's usual loss plus
+// marginPM per mille of what was sent between them, the rate is above the
+// path's and a queue builds. The path delivers what was sent less what
+// queued: that is its rate, and the steady phases send a little under it.
+func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
+	grewPM := f.grewPM(from, to)
+	base := f.baseLoss()
+	if f.trace != nil {
+		f.trace("backlog %d..%d: grew %d‰, base %d‰, est %d", from, to, grewPM, base, f.est/1e6)
+	}
+	if grewPM <= base+marginPM {
+		return
+	}
+	sentRate := f.est / 100 * fcGains[to]
+	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 500), 1000), f.floor)
+	// Later phases compare with the backlog at the new rate.
+	for k := range f.phaseD {
+		if k != to {
+			f.phaseD[k] = ^uint64(0)
+		}
+	}
+}
+
+// lower returns whichever of phases a and b ended with the lower backlog.
+func (f *fastControl) lower(a, b int) int {
+	if f.phaseD[b] < f.phaseD[a] {
+		return b
+	}
+	return a
+}
+
+// grewPM is how much the backlog grew from the end of phase from to the
+// end of phase to, per mille of what was sent in between (0: it did not,
+// or a phase had no report).
+func (f *fastControl) grewPM(from, to int) uint64 {
+	d0, d := f.phaseD[from], f.phaseD[to]
+	sent0, sent := f.phaseSent[from], f.phaseSent[to]
+	if d0 == ^uint64(0) || d == ^uint64(0) || d <= d0 || sent <= sent0 {
+		return 0
+	}
+	return (d - d0) * 1000 / (sent - sent0)
+}
+
+// endCycle weighs the cycle's backlog: what it grew by since the last
+// cycle is what the path lost (the queue drains every cycle), and what it
+// grew by over the steady phases beyond that is a queue building.
+func (f *fastControl) endCycle(now time.Time) {
+	// The lower backlog of two phases: reports that waited behind the
+	// other direction's traffic for one phase do not count.
+	last := f.lower(len(fcGains)-2, len(fcGains)-1)
+	d, sent := f.phaseD[last], f.phaseSent[last]
+	var lossPM uint64
+	valid := d != ^uint64(0)
+	if valid && f.haveCycD && sent > f.cycDSent && d > f.cycD {
+		lossPM = min((d-f.cycD)*1000/(sent-f.cycDSent), 1000)
+	}
+	if valid {
+		f.cycD, f.cycDSent, f.haveCycD = d, sent, true
+	}
+	base := f.baseLoss()
+	if f.lossN > 0 {
+		base = min(base, lossPM)
+	}
+	if f.trace != nil {
+		f.trace("cycle: loss %d‰ base %d‰ est %d", lossPM, base, f.est/1e6)
+	}
+	copy(f.lossHist[1:], f.lossHist[:])
+	f.lossHist[0] = lossPM
+	f.lossN = min(f.lossN+1, len(f.lossHist))
+	if lossPM > base+30 {
+		// The path no longer takes the rate: start over from what it
+		// took in this cycle.
+		f.est = max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor)
+	} else {
+		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
+	}
+	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
+	f.peak = max(f.est, f.peak-f.peak/50)
 }

@@ -8,7 +8,9 @@ import (
 )
 
 // linkSim is a bottleneck in 1 ms steps: a drop-tail queue of 50 ms in
-// front of a link of rate bit/s, random loss after it, and a receiver that
+// front of a token bucket of rate bit/s that holds 10 ms of it (as tbf in
+// internal/netlab: after a lull it lets 10 ms of data through at once),
+// random loss after it, and a receiver that
 // reports what arrived every 10 ms (jittered), the report reaching the
 // sender a few milliseconds later.
 type linkSim struct {
@@ -18,6 +20,7 @@ type linkSim struct {
 	rnd     *rand.Rand
 
 	queue, qmax      uint64
+	tokens           uint64
 	sent, arrived    uint64
 	lost, randomLost uint64
 	perMs            []uint64 // bytes sent in each millisecond
@@ -52,7 +55,9 @@ func (l *linkSim) run(c *rateControl, start time.Time, d time.Duration) {
 		if l.rateAt != nil {
 			rate = l.rateAt(ms)
 		}
-		out := min(l.queue, rate/8/1000)
+		l.tokens = min(l.tokens+rate/8/1000, rate/8/100)
+		out := min(l.queue, l.tokens)
+		l.tokens -= out
 		l.queue -= out
 		if l.lossPct > 0 {
 			drop := uint64(float64(out) * l.lossPct / 100 * (0.5 + l.rnd.Float64()))
