@@ -155,7 +155,7 @@ const fcStartGain = 17
 // fcGains are the cruise cycle's rate factors, in percent: a probe, a
 // drain, and six phases a little under the path's rate, so that a queue
 // the probe left, or an estimate a little high, drains by itself.
-var fcGains = [8]uint64{125, 75, 99, 99, 99, 99, 99, 99}
+var fcGains = [8]uint64{125, 70, 99, 99, 99, 99, 99, 99}
 
 // fcQueueFrom is the first phase of the cycle's steady part whose backlog
 // is compared with the last one's: the drain's lower rate still shows in
@@ -198,7 +198,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	f.bytes += uint64(bytes)
 	f.maxGap = max(f.maxGap, gap)
 	span := now.Sub(f.from)
-	need := max(35*time.Millisecond, gap*7/2)
+	need := max(25*time.Millisecond, gap*5/2)
 	if f.state == fcCruise {
 		need = max(fcCruisePhase, 4*gap)
 	}
@@ -303,8 +303,11 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 	case f.phase == 0:
 		f.probeGot = got
 	case f.phase == 1:
-		f.judgeProbe(got, late)
-	case f.phase > fcQueueFrom+1:
+		if f.judgeProbe(got, late) {
+			f.restart(now, f.probeGot)
+			return
+		}
+	case f.phase > fcQueueFrom:
 		// A queue that grows by 2% of what a phase sends, two phases
 		// in a row, is plain at once; smaller growth shows over the
 		// cycle (endCycle). One phase alone may be the reports
@@ -333,15 +336,17 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 }
 
 // judgeProbe takes what arrived in the drain phase (got) with what arrived
-// in the probe before it. What the probe sent arrives partly in the drain
-// phase, so both count. A shaper's token bucket lets its burst through at
-// once after the lull of the drain, which makes a probe on a full path look
-// up to 10% bigger than the path: less than 10% above the rate shows no
-// room. A probe that arrived whole (20% above the rate) shows plenty, and
-// the rate grows by 10%; one between shows some, and it grows by 5%. A
-// rate taken too high shows as a growing backlog and comes down at once
-// (queueGrew).
-func (f *fastControl) judgeProbe(got uint64, late bool) {
+// in the probe before it, and reports whether the probe arrived whole. What
+// the probe sent arrives partly in the drain phase, so both count. A
+// shaper's token bucket lets its burst through at once after the lull of
+// the drain, which makes a probe on a full path look up to 10% bigger than
+// the path: less than 10% above the rate shows no room, and up to 20% some,
+// of which the rate takes 5%. A probe that arrived whole (20% above the
+// rate) shows that the path may take far more (a receiver that was busy
+// while the sender started, traffic that left the path): the sender looks
+// for its rate again as it did at the start. A rate taken too high shows as
+// a growing backlog and comes down at once (queueGrew).
+func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
 	switch {
 	case late:
@@ -350,10 +355,23 @@ func (f *fastControl) judgeProbe(got uint64, late bool) {
 		// receiver busy for a moment) is over.
 		f.est = g
 	case g*100 >= f.est*120:
-		f.est = f.est / 100 * 110
+		f.probeGot = g
+		return true
 	case g*100 >= f.est*110:
 		f.est = f.est / 100 * 105
 	}
+	return false
+}
+
+// restart goes back to the start-up from got, a rate that arrived whole.
+func (f *fastControl) restart(now time.Time, got uint64) {
+	if f.trace != nil {
+		f.trace("restart from %d", got/1e6)
+	}
+	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
+	f.unclear, f.near, f.haveCycD = false, false, false
+	f.cycGot, f.cycSent = 0, 0
+	f.setRate(now, got/10*fcStartGain)
 }
 
 // queueGrew compares the backlog at the ends of two steady phases (from
@@ -371,7 +389,7 @@ func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
 		return
 	}
 	sentRate := f.est / 100 * fcGains[to]
-	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 500), 1000), f.floor)
+	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor)
 	// Later phases compare with the backlog at the new rate.
 	for k := range f.phaseD {
 		if k != to {
