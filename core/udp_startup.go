@@ -6,18 +6,19 @@ import (
 )
 
 // An unlimited UDP sender must find the path's rate without flooding it.
-// It starts at udpStartRate (12 Mbit/s) and lets what arrives set the pace: the rate
-// grows to at most 1.8 times the rate the receiver reported, so it never
-// sends more than twice what the path carried a moment ago.
+// It starts at udpStartRate (12 Mbit/s) and lets what arrives set the pace:
+// the rate grows to at most a few times the rate the receiver reported, so
+// it never sends much more than the path carried a moment ago.
 //
 // How fast that goes depends on the reports. A peer that reports once a
 // second (RouterOS, the other implementations) allows one step a second.
 // Our own receiver reports every udpFastStatus once it recognises our
 // sender by udpMark in the datagrams, and the sender then runs fastControl:
 // steps of a few tens of milliseconds, the path's rate in about half a
-// second, and a steady state that holds the rate the path delivers. The
-// mark lives in the datagrams' filler, which RouterOS ignores, and only our
-// receivers answer it, so the wire stays what RouterOS expects.
+// second, and a steady state that holds the rate the path delivers without
+// building a queue. The mark lives in the datagrams' filler, which RouterOS
+// ignores, and only our receivers answer it, so the wire stays what
+// RouterOS expects.
 
 const (
 	// udpStartRate is an unlimited sender's first rate, bit/s.
@@ -29,8 +30,8 @@ const (
 	udpFastGap = 100 * time.Millisecond
 	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
 	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
-	// with start-up steps of 1.8 times what arrived no 100 ms window
-	// carries twice the path's rate.
+	// with start-up steps of fcStartGain times what arrived no 100 ms
+	// window carries twice the path's rate.
 	udpStartBurst      = 10 * time.Millisecond
 	udpStartBurstBytes = 1 << 20
 	// udpMarkOffset is where udpMark sits in a datagram's payload, after
@@ -66,31 +67,32 @@ func readMark(d []byte) (ours, starting bool) {
 // gathered into samples: what arrived (got) against what was sent over the
 // same span. After a rate change the reports of one round trip are
 // skipped, and the first one after it opens the sample without counting,
-// since they still describe the old rate.
-// Report arrival times jitter by several milliseconds on a busy machine,
-// so samples span tens of milliseconds and every verdict allows for it.
+// since they still describe the old rate. Report arrival times jitter by
+// several milliseconds on a busy machine, so samples span tens of
+// milliseconds and every verdict allows for it.
 //
-//   - Start-up: while at least 90% of what was sent arrives, the next rate is
-//     1.8 times what arrived (twice the rate at most). Between 70% and 90%
-//     (or when the reports were held up, or the sender did not reach its
-//     rate) it looks once more at the same rate. When less arrives, or twice
-//     in a row, the path is full: the best rate that arrived is its rate.
-//   - Drain: half that rate, until what was queued in the path during the
-//     last start-up step is gone (what arrives no longer exceeds what is
-//     sent) or 200 ms passed. What arrives meanwhile is the path's rate.
-//   - Cruise: the median of what arrived in the last five samples of
-//     100 ms (the median, so that one sample skewed by a late report does
-//     not move the rate; nor one where all that was sent arrived, which
-//     shows no lack of room), in a cycle of eight samples: one at 1.25 times to
-//     look for room, one at 0.75 to drain what that queued, six at 1. A
-//     probe of which more arrives than the rate shows room, and the rate
-//     takes up to 5% of it, or all of it when the probe arrived whole.
-//     After a dip (a receiver that was busy for a moment), the probe goes
-//     straight back towards the recent best rate, four times the current rate
-//     at most, and the rate returns there in one cycle if it arrives. Loss alone does not steer the rate: a path
-//     that loses 1% at random keeps its rate and shows its loss. Only a
-//     cycle that loses 3% more than the path's usual loss (a receiver or
-//     path that can no longer keep up) sets the rate to what arrived.
+//   - Start-up: while at least 90% of what was sent arrives, the next rate
+//     is fcStartGain (1.7) times what arrived, twice the rate at most.
+//     Between 70% and 90% the next sample goes at what arrived; if that
+//     arrives, or when less arrives, the path is full, and what arrived is
+//     its rate. Reports held up, or a sender that did not reach its rate,
+//     make it look again.
+//   - Drain: half the best rate, until what was queued in the path during
+//     the last start-up step is gone (what arrives no longer exceeds what
+//     is sent) or 200 ms passed. What arrives meanwhile is the path's rate.
+//   - Cruise, in a cycle of eight phases of 100 ms at fcGains of the
+//     path's rate: a probe 25% above it, a drain at 70%, six at 99%, so that
+//     a queue left by the probe, or by a rate a little too high, empties
+//     every cycle. The rate moves on evidence only. A probe that arrived
+//     whole starts the search over; one that shows some room adds 5%. The
+//     backlog (bytes sent and not yet reported, at its least in a phase,
+//     which leaves out how late reports came) grows only by what the path
+//     loses while no queue builds: when it grows faster than the path's
+//     usual loss over the steady phases, the rate is above the path's and
+//     comes down to what the path delivered. Loss alone does not steer the
+//     rate: a path that loses 1% at random keeps its rate and shows its
+//     loss. A cycle that loses 3% more than usual (a receiver or path that
+//     can no longer keep up) sets the rate to what arrived.
 type fastControl struct {
 	floor uint64
 	rtt   func() time.Duration
@@ -145,10 +147,10 @@ const (
 
 // fcStartGain is the start-up's step, in tenths: the next rate is at most
 // this times what arrived. A shaper's token bucket can make a sample show
-// up to a quarter more than the path's rate (10 ms of burst in a 40 ms
+// up to a third more than the path's rate (10 ms of burst in a 30 ms
 // sample), and the next step then goes above twice the path's rate, but
-// for one sample only (about 60 ms: a sample that is not clear falls back
-// to what arrived): with the 40 ms before it, no 100 ms window carries
+// for one sample only (about 40 ms: a sample that is not clear falls back
+// to what arrived): with the samples before it, no 100 ms window carries
 // twice the path's rate.
 const fcStartGain = 17
 
