@@ -107,6 +107,7 @@ type fastControl struct {
 	settle   time.Time // reports before this still show an older rate
 	gap      time.Duration
 	maxGap   time.Duration // longest gap between reports in the sample
+	bunched  bool          // two reports of the sample came together
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
 
@@ -114,6 +115,7 @@ type fastControl struct {
 	maxBw        uint64 // best rate that arrived in the start-up
 	phase        int
 	probeGot     uint64
+	probeLate    bool   // the probe's reports were held up
 	cycSent      uint64 // bytes sent and arrived over the current cycle
 	cycGot       uint64
 	cycStart     time.Time
@@ -199,6 +201,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	}
 	f.bytes += uint64(bytes)
 	f.maxGap = max(f.maxGap, gap)
+	f.bunched = f.bunched || gap < udpFastStatus/4
 	span := now.Sub(f.from)
 	need := max(25*time.Millisecond, gap*5/2)
 	if f.state == fcCruise {
@@ -212,15 +215,17 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
 	gotBytes := f.bytes
 	// Reports held up on the way (a busy receiver, a full queue on the
-	// way back) make a sample's got too low, and the next one's too high.
-	late := f.maxGap > 4*udpFastStatus
+	// way back, as the other direction's traffic makes in a test both
+	// ways) make a sample's got too low, and the next one's, where they
+	// arrive together, too high.
+	late := f.maxGap > 4*udpFastStatus || f.bunched
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
 	if f.trace != nil {
 		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
 	}
-	f.open, f.from, f.fromSent, f.bytes, f.maxGap = true, now, sent, 0, 0
+	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched = true, now, sent, 0, 0, false
 	switch f.state {
 	case fcStartup:
 		// Nothing arrives faster than it was sent: more is a burst of
@@ -303,7 +308,7 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 	f.dmin = ^uint64(0)
 	switch {
 	case f.phase == 0:
-		f.probeGot = got
+		f.probeGot, f.probeLate = got, late
 	case f.phase == 1:
 		if f.judgeProbe(got, late) {
 			f.restart(now, f.probeGot)
@@ -351,7 +356,7 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
 	switch {
-	case late:
+	case late || f.probeLate:
 	case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
@@ -373,7 +378,9 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
 	f.unclear, f.near, f.haveCycD = false, false, false
 	f.cycGot, f.cycSent = 0, 0
-	f.setRate(now, got/10*fcStartGain)
+	// One probe's step above what arrived first: the start-up's steps
+	// follow once that arrives too.
+	f.setRate(now, got/100*125)
 }
 
 // queueGrew compares the backlog at the ends of two steady phases (from
