@@ -332,6 +332,11 @@ func TestUDPShaped(t *testing.T) {
 			if c.dir != Receive {
 				checkShaped(t, c, "client->server", cs, ss)
 			}
+			if t.Failed() || os.Getenv("BTEST_SHAPED_TRACE") != "" {
+				// What each end's qdisc passed and dropped, all
+				// traffic included, since the lab was shaped.
+				t.Logf("server end: %s\nclient end: %s", lab.Stats(lab.A), lab.Stats(lab.B))
+			}
 		})
 	}
 }

@@ -108,6 +108,7 @@ type fastControl struct {
 	gap      time.Duration
 	maxGap   time.Duration // longest gap between reports in the sample
 	bunched  bool          // two reports of the sample came together
+	fromLag  time.Duration // reportLag at the sample's start
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
 
@@ -139,7 +140,13 @@ type fastControl struct {
 	cycD      uint64               // dmin and sent at the last cycle's end
 	cycDSent  uint64
 	haveCycD  bool
+	// How late reports arrive against our receiver's grid (backlog).
+	grid0              time.Time
+	reps               int64
+	lagMin, lagMinPrev time.Duration // least lag, this cycle and the last
 }
+
+const maxLag = time.Duration(1<<63 - 1)
 
 const (
 	fcStartup = iota
@@ -170,7 +177,7 @@ const fcQueueFrom = 3
 const fcCruisePhase = 100 * time.Millisecond
 
 func newFastControl(floor, rate uint64, rtt func() time.Duration, trace func(string, ...any)) *fastControl {
-	return &fastControl{floor: floor, rate: rate, rtt: rtt, trace: trace}
+	return &fastControl{floor: floor, rate: rate, rtt: rtt, trace: trace, lagMin: maxLag, lagMinPrev: maxLag}
 }
 
 // starting reports whether the sender is still searching for the path's
@@ -188,15 +195,16 @@ func (f *fastControl) setRate(now time.Time, r uint64) {
 func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sent uint64) uint64 {
 	f.gap = gap
 	f.rcvd += uint64(bytes)
+	lag := f.reportLag(now)
 	if f.state == fcCruise && sent >= f.rcvd {
-		f.dmin = min(f.dmin, sent-f.rcvd)
+		f.dmin = min(f.dmin, f.backlog(sent, lag))
 	}
 	if now.Before(f.settle) {
 		return f.rate
 	}
 	if !f.open {
 		// This report's bytes span time before the sample: start after it.
-		f.open, f.from, f.fromSent, f.bytes = true, now, sent, 0
+		f.open, f.from, f.fromSent, f.bytes, f.fromLag = true, now, sent, 0, lag
 		return f.rate
 	}
 	f.bytes += uint64(bytes)
@@ -210,10 +218,20 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	if span < need {
 		return f.rate
 	}
-	got := mulDiv(f.bytes, 8*uint64(time.Second), uint64(span))
+	gotBytes := f.bytes
+	if f.state == fcCruise {
+		// Reports that came later at the end of the sample than at
+		// its start leave out what arrived meanwhile (about the
+		// path's rate), and earlier ones bring in more.
+		if d := lag - f.fromLag; d > 0 {
+			gotBytes += mulDiv(f.est/8, uint64(d), uint64(time.Second))
+		} else {
+			gotBytes -= min(gotBytes, mulDiv(f.est/8, uint64(-d), uint64(time.Second)))
+		}
+	}
+	got := mulDiv(gotBytes, 8*uint64(time.Second), uint64(span))
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
-	gotBytes := f.bytes
 	// Reports held up on the way (a busy receiver, a full queue on the
 	// way back, as the other direction's traffic makes in a test both
 	// ways) make a sample's got too low, and the next one's, where they
@@ -225,7 +243,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	if f.trace != nil {
 		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
 	}
-	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched = true, now, sent, 0, 0, false
+	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched, f.fromLag = true, now, sent, 0, 0, false, lag
 	switch f.state {
 	case fcStartup:
 		// Nothing arrives faster than it was sent: more is a burst of
@@ -280,6 +298,34 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		f.cruise(now, got, sentRate, gotBytes, sentBytes, sent, late)
 	}
 	return f.rate
+}
+
+// backlog returns the bytes sent and not reported, less what arrived but
+// is not reported yet because the reports are late. Our receiver reports
+// every udpFastStatus on its own clock, so how much later than that grid a
+// report arrives, against the least of the last two cycles, is how long the
+// reports waited on their way back (in a test both ways, behind the other
+// direction's traffic); what arrived meanwhile is about the path's rate.
+// Without that, a queue on the way back would look like one on the way
+// there.
+func (f *fastControl) backlog(sent uint64, lag time.Duration) uint64 {
+	d := sent - f.rcvd
+	if extra := lag - min(f.lagMin, f.lagMinPrev); extra > 0 {
+		d -= min(d, mulDiv(f.est/8, uint64(extra), uint64(time.Second)))
+	}
+	return d
+}
+
+// reportLag returns how much later than its place on the receiver's grid
+// a report arriving at now came, against the first one.
+func (f *fastControl) reportLag(now time.Time) time.Duration {
+	if f.reps == 0 {
+		f.grid0 = now
+	}
+	lag := now.Sub(f.grid0) - time.Duration(f.reps)*udpFastStatus
+	f.reps++
+	f.lagMin = min(f.lagMin, lag)
+	return lag
 }
 
 // baseLoss is the path's usual loss, per mille: the least of the recent
@@ -461,5 +507,6 @@ func (f *fastControl) endCycle(now time.Time) {
 		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
 	}
 	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
+	f.lagMinPrev, f.lagMin = f.lagMin, maxLag
 	f.peak = max(f.est, f.peak-f.peak/50)
 }
