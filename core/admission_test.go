@@ -15,6 +15,7 @@ import (
 // TestSourceGrouping: IPv4 addresses are their own source, IPv6 ones group
 // by /64 (both configurable), and IPv4-mapped IPv6 counts as IPv4.
 func TestSourceGrouping(t *testing.T) {
+	t.Parallel()
 	s, err := NewServer(ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +45,7 @@ func TestSourceGrouping(t *testing.T) {
 // for each 1/rate seconds; other sources are not affected; the global
 // limit covers all.
 func TestHandshakeRate(t *testing.T) {
+	t.Parallel()
 	s, err := NewServer(ServerConfig{MaxHandshakeRatePerSource: 5, MaxHandshakeRate: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +76,7 @@ func TestHandshakeRate(t *testing.T) {
 
 // TestRefusalLogLimit: one line per reason a second, counting the rest.
 func TestRefusalLogLimit(t *testing.T) {
+	t.Parallel()
 	var l logLimiter
 	now := time.Now()
 	if ok, _ := l.allow(RefusedHandshakes, now); !ok {

@@ -8,6 +8,7 @@ import (
 // TestStatusDue checks when the client looks for the server's interleaved
 // status messages: at once, then not until statusLull after the last one.
 func TestStatusDue(t *testing.T) {
+	t.Parallel()
 	var d statusDue
 	t0 := time.Now()
 	if !d.now(t0) {

@@ -161,6 +161,7 @@ func waitSessions(t *testing.T, rec *recorder, n int) {
 }
 
 func TestAllowDeny(t *testing.T) {
+	t.Parallel()
 	_, addr, rec := startServer(t, ServerConfig{
 		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Deny:  []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")},
@@ -249,6 +250,7 @@ func fakeServer(t *testing.T, script func(c net.Conn)) string {
 }
 
 func TestClientToleratesDoubleOKAfterMD5(t *testing.T) {
+	t.Parallel()
 	addr := fakeServer(t, func(c net.Conn) {
 		c.Write(wire.Hello[:])
 		var cmd [16]byte
@@ -281,6 +283,7 @@ func TestClientToleratesDoubleOKAfterMD5(t *testing.T) {
 }
 
 func TestClientNoTokenMeansUnsupported(t *testing.T) {
+	t.Parallel()
 	addr := fakeServer(t, func(c net.Conn) {
 		c.Write(wire.Hello[:])
 		var cmd [16]byte
@@ -295,6 +298,7 @@ func TestClientNoTokenMeansUnsupported(t *testing.T) {
 }
 
 func TestClientHandshakeTimeout(t *testing.T) {
+	t.Parallel()
 	addr := fakeServer(t, func(c net.Conn) {
 		c.Write(wire.Hello[:])
 		io.Copy(io.Discard, c) // never answers the command
@@ -310,6 +314,7 @@ func TestClientHandshakeTimeout(t *testing.T) {
 }
 
 func TestMD5ReplyInTwoWrites(t *testing.T) {
+	t.Parallel()
 	_, addr, _ := startServer(t, ServerConfig{Auth: AuthMD5, Users: []User{{Name: "admin", Password: "pw"}}}, "tcp", "127.0.0.1:0")
 	c := dialRaw(t, addr)
 	cmd := wire.Command{Proto: wire.TCP, Direction: wire.ServerSends, ConnCount: 1, TxSize: 32768}.Marshal()

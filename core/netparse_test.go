@@ -3,6 +3,7 @@ package core
 import "testing"
 
 func TestParsePortRange(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string][2]int{"2001-2999": {2001, 2999}, "40000": {40000, 40000}, " 1 - 2 ": {1, 2}, "65279": {65279, 65279}} {
 		f, l, err := ParsePortRange(in)
 		if err != nil || f != want[0] || l != want[1] {
@@ -17,6 +18,7 @@ func TestParsePortRange(t *testing.T) {
 }
 
 func TestParsePrefix(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"10.1.2.3/8": "10.0.0.0/8", "192.0.2.1": "192.0.2.1/32", "::1": "::1/128",
 		"::ffff:10.0.0.1": "10.0.0.1/32", "2001:db8::/32": "2001:db8::/32",

@@ -10,6 +10,7 @@ import (
 // TestJoinObservers: every non-nil func of every observer is called, in
 // order; nil observers and nil funcs are skipped.
 func TestJoinObservers(t *testing.T) {
+	t.Parallel()
 	var calls []string
 	a := &Observer{
 		SessionStarted: func(SessionInfo) { calls = append(calls, "a.start") },
@@ -47,6 +48,7 @@ func TestJoinObservers(t *testing.T) {
 
 // TestTypedValuesJSON: Proto and Direction travel as names.
 func TestTypedValuesJSON(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(Summary{Proto: ProtoUDP, Direction: Both})
 	if err != nil {
 		t.Fatal(err)

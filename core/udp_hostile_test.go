@@ -215,6 +215,7 @@ func TestUDPUnreachableClient(t *testing.T) {
 // TestUDPClientIdleTimeout: our client gives up on a server that stops
 // sending status messages.
 func TestUDPClientIdleTimeout(t *testing.T) {
+	t.Parallel()
 	ln := corePorts.Listen(t, "127.0.0.1")
 	defer ln.Close()
 	go func() {

@@ -110,6 +110,7 @@ func (l *linkSim) peak() uint64 {
 // with reports held up behind the other direction's probes (a test both
 // ways) it keeps the rate too.
 func TestFastControl(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		rate    uint64
 		lossPct float64
@@ -176,6 +177,7 @@ func TestFastControl(t *testing.T) {
 // start at once on a small machine) costs about that second: the rate is
 // back within two seconds after it ends.
 func TestFastControlDip(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		from, to time.Duration

@@ -79,6 +79,7 @@ func checkLoss(t *testing.T, seqs []uint32) {
 }
 
 func TestLossTracker(t *testing.T) {
+	t.Parallel()
 	seq := func(from, to uint32) []uint32 {
 		var s []uint32
 		for x := from; x != to; x++ {
@@ -151,6 +152,7 @@ func FuzzLossTracker(f *testing.F) {
 }
 
 func TestMulDiv(t *testing.T) {
+	t.Parallel()
 	if got := mulDiv(math.MaxUint32, 8*uint64(time.Second), uint64(time.Second)); got != math.MaxUint32*8 {
 		t.Fatalf("mulDiv = %d", got)
 	}
@@ -163,6 +165,7 @@ func TestMulDiv(t *testing.T) {
 }
 
 func TestUDPSizes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ tx, hdr, want int }{
 		{1500, 28, 1472}, {1500, 48, 1452}, {28, 28, 4}, {28, 48, 4}, {0, 28, 4},
 		{64000, 28, 63972}, {65535, 28, 63972}, {32, 28, 4}, {33, 28, 5},
@@ -198,6 +201,7 @@ func simulate(c *rateControl, start time.Time, seconds int, capacity func(int) u
 }
 
 func TestRateControl(t *testing.T) {
+	t.Parallel()
 	start := time.Unix(1000, 0)
 	const wire = 1500
 	t.Run("limit holds", func(t *testing.T) {

@@ -3,6 +3,7 @@ package core
 import "testing"
 
 func TestParseBitRate(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]uint64{
 		"": 0, "0": 0, "64000": 64000, "100M": 100e6, "1.5G": 1.5e9, "500k": 500e3,
 		"10Mbps": 10e6, "2g": 2e9, " 1T ": 1e12,

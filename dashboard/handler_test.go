@@ -54,10 +54,11 @@ func feed(obs *core.Observer, c *clock) {
 }
 
 func TestStateJSON(t *testing.T) {
+	t.Parallel()
 	s, c := newTestState(t)
 	feed(s.Observer(), c)
 	s.tick()
-	srv := httptest.NewServer(http.StripPrefix("/btest", NewHandler(s, testFacts)))
+	srv := testPorts.HTTPServer(t, http.StripPrefix("/btest", NewHandler(s, testFacts)))
 	defer srv.Close()
 	body, hdr := get(t, srv, "/btest/api/state", http.StatusOK)
 	if ct := hdr.Get("Content-Type"); ct != "application/json" {
@@ -98,10 +99,11 @@ func TestStateJSON(t *testing.T) {
 }
 
 func TestPageUnderPrefix(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	h := NewHandler(s, testFacts)
 	// Mounted without stripping the prefix, as a Caddy route does.
-	srv := httptest.NewServer(h)
+	srv := testPorts.HTTPServer(t, h)
 	defer srv.Close()
 	page, hdr := get(t, srv, "/btest/", http.StatusOK)
 	if !strings.Contains(hdr.Get("Content-Type"), "text/html") || hdr.Get("Content-Security-Policy") == "" {
@@ -196,9 +198,10 @@ func openEvents(t *testing.T, ctx context.Context, srv *httptest.Server, h *Hand
 }
 
 func TestEvents(t *testing.T) {
+	t.Parallel()
 	s, c := newTestState(t)
 	h := NewHandler(s, testFacts)
-	srv := httptest.NewServer(h)
+	srv := testPorts.HTTPServer(t, h)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -243,11 +246,12 @@ func TestEvents(t *testing.T) {
 // A reader that stops reading is dropped, its buffered messages with it;
 // the publisher never waits.
 func TestStalledReaderDropped(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	h := NewHandler(s, testFacts)
 	h.writeTimeout = time.Second
 	returned := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testPorts.HTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		returned <- struct{}{}
 	}))
@@ -289,13 +293,14 @@ func TestStalledReaderDropped(t *testing.T) {
 }
 
 func TestTooManyStreams(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	for range maxSubscribers {
 		if s.hub.subscribe() == nil {
 			t.Fatal("subscribe refused below the cap")
 		}
 	}
-	srv := httptest.NewServer(NewHandler(s, testFacts))
+	srv := testPorts.HTTPServer(t, NewHandler(s, testFacts))
 	defer srv.Close()
 	get(t, srv, "/api/events", http.StatusServiceUnavailable)
 }

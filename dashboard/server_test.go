@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/ecsrp5"
+	"github.com/btest-go/btest/internal/testserver"
 	"github.com/btest-go/btest/internal/testutil"
 )
 
@@ -27,6 +26,7 @@ func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 // UDP test and refuses a wrong password, and checks that no output (state,
 // events, page) carries the password or the verifier.
 func TestRealServer(t *testing.T) {
+	t.Parallel()
 	const user, password = "carol", "pw-dash-5b1e-secret"
 	v, err := ecsrp5.NewVerifier(user, password, nil)
 	if err != nil {
@@ -34,24 +34,12 @@ func TestRealServer(t *testing.T) {
 	}
 	st := New()
 	defer st.Close()
-	first, last := testPorts.UDP(t, 4)
-	srv, err := core.NewServer(core.ServerConfig{
+	srv, addr := testserver.Start(t, testPorts, core.ServerConfig{
 		Auth: core.AuthECSRP5, Users: []core.User{{Name: user, Password: password, Verifier: &v}},
-		UDPPortFirst: first, UDPPortLast: last,
 		Observer: st.Observer(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(context.Background(), ln)
-	defer srv.Close()
 	h := NewHandler(st, func() Facts { return FactsOf(srv.Facts()) })
-	web := httptest.NewServer(h)
-	defer web.Close()
+	web := testPorts.HTTPServer(t, h)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -70,7 +58,7 @@ func TestRealServer(t *testing.T) {
 		}
 	}()
 
-	base := core.ClientConfig{Address: ln.Addr().String(), User: user, Password: password, Duration: 3 * time.Second}
+	base := core.ClientConfig{Address: addr, User: user, Password: password, Duration: 3 * time.Second}
 	var wg sync.WaitGroup
 	for _, c := range []core.ClientConfig{
 		{Direction: core.Both, Connections: 2, RemoteTxSpeed: 50e6, LocalTxSpeed: 50e6},

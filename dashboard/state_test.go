@@ -48,6 +48,7 @@ func info(id uint64, remote string) core.SessionInfo {
 }
 
 func TestRingsAreBounded(t *testing.T) {
+	t.Parallel()
 	s, c := newTestState(t)
 	obs := s.Observer()
 	for i := range uint64(RecentSize + 150) {
@@ -90,6 +91,7 @@ func TestRingsAreBounded(t *testing.T) {
 }
 
 func TestActiveBounded(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	obs := s.Observer()
 	for i := range uint64(MaxActive + 10) {
@@ -101,6 +103,7 @@ func TestActiveBounded(t *testing.T) {
 }
 
 func TestServerRateSumsFreshReports(t *testing.T) {
+	t.Parallel()
 	s, c := newTestState(t)
 	obs := s.Observer()
 	obs.SessionStarted(info(1, "192.0.2.1:5000"))
@@ -121,6 +124,7 @@ func TestServerRateSumsFreshReports(t *testing.T) {
 // Two servers (a config reload) number sessions from 1 each; their
 // sessions must not overwrite each other.
 func TestGenerationsKeepSessionsApart(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	a, b := s.Observer(), s.Observer()
 	a.SessionStarted(info(1, "192.0.2.1:5000"))
@@ -136,6 +140,7 @@ func TestGenerationsKeepSessionsApart(t *testing.T) {
 }
 
 func TestRefusalsCoalesce(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestState(t)
 	obs := s.Observer()
 	a := netip.MustParseAddr("::ffff:198.51.100.7")
@@ -167,6 +172,7 @@ func TestRefusalsCoalesce(t *testing.T) {
 }
 
 func TestLossPct(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		lost, rx uint64
 		want     float64

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core"
+	"github.com/btest-go/btest/internal/testserver"
 )
 
 // The end-to-end test runs real components on loopback: the slim Telegraf
@@ -304,21 +304,11 @@ func buildProgram(t *testing.T, dir string) {
 // asks for) and a UDP port range of its own.
 func startE2EServer(t *testing.T) string {
 	t.Helper()
-	first, last := testPorts.UDP(t, 16)
-	srv, err := core.NewServer(core.ServerConfig{
-		Auth:         core.AuthECSRP5,
-		Users:        []core.User{{Name: "btest", Password: "secret"}},
-		UDPPortFirst: first,
-		UDPPortLast:  last,
-		Logger:       slog.New(slog.DiscardHandler),
+	_, addr := testserver.Start(t, testPorts, core.ServerConfig{
+		Auth:  core.AuthECSRP5,
+		Users: []core.User{{Name: "btest", Password: "secret"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := testPorts.Listen(t, "127.0.0.1")
-	go srv.Serve(context.Background(), ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return addr
 }
 
 // startInfluxDB runs influxd on loopback ports with its data in dir, and

@@ -3,7 +3,6 @@ package telegrafinput
 import (
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 
+	"github.com/btest-go/btest/internal/testserver"
 	"github.com/btest-go/btest/internal/testutil"
 )
 
@@ -22,21 +22,11 @@ var testPorts = testutil.NewPorts(testutil.RangeTelegrafInput)
 // authentication for user "btest", password "secret".
 func startServer(t *testing.T) string {
 	t.Helper()
-	first, last := testPorts.UDP(t, 4)
-	srv, err := core.NewServer(core.ServerConfig{
-		Auth:         core.AuthMD5,
-		Users:        []core.User{{Name: "btest", Password: "secret"}},
-		UDPPortFirst: first,
-		UDPPortLast:  last,
-		Logger:       slog.New(slog.DiscardHandler),
+	_, addr := testserver.Start(t, testPorts, core.ServerConfig{
+		Auth:  core.AuthMD5,
+		Users: []core.User{{Name: "btest", Password: "secret"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := testPorts.Listen(t, "127.0.0.1")
-	go srv.Serve(context.Background(), ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return addr
 }
 
 // writeConfig writes a configuration with a good target (duration d,

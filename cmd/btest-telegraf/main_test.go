@@ -3,11 +3,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 
+	"github.com/btest-go/btest/internal/testserver"
 	"github.com/btest-go/btest/internal/testutil"
 )
 
@@ -48,15 +47,8 @@ var testPorts = testutil.NewPorts(testutil.RangeTelegrafCmd)
 // startServer runs our btest server on loopback without authentication.
 func startServer(t *testing.T) string {
 	t.Helper()
-	first, last := testPorts.UDP(t, 4)
-	srv, err := core.NewServer(core.ServerConfig{UDPPortFirst: first, UDPPortLast: last, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := testPorts.Listen(t, "127.0.0.1")
-	go srv.Serve(context.Background(), ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	_, addr := testserver.Start(t, testPorts, core.ServerConfig{})
+	return addr
 }
 
 type proc struct {

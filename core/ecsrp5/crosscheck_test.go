@@ -58,6 +58,7 @@ func sameEnc(t *testing.T, what string, p *edwards25519.Point, q refPoint) {
 }
 
 func TestCrossCheckField(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
 		b := [32]byte(randBytes(r, 32))
@@ -90,6 +91,7 @@ func TestCrossCheckField(t *testing.T) {
 }
 
 func TestCrossCheckLift(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 500 {
 		var enc [PointSize]byte
@@ -117,6 +119,7 @@ func TestCrossCheckLift(t *testing.T) {
 }
 
 func TestCrossCheckArithmetic(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
 	n := 60
 	if testing.Short() {
@@ -152,6 +155,7 @@ func TestCrossCheckArithmetic(t *testing.T) {
 // TestCrossCheckSmallOrder covers the torsion points, where the birational
 // map has its exceptional cases: (0, 0) ↔ (0, −1), and ∞ ↔ identity.
 func TestCrossCheckSmallOrder(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 8))
 	_, q := randPoint(t, r)
 	// A point of order 8 generates the torsion subgroup: r·Q for a random Q
@@ -197,6 +201,7 @@ func TestCrossCheckSmallOrder(t *testing.T) {
 }
 
 func TestCrossCheckRedp1(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(9, 10))
 	n := 100
 	if testing.Short() {
@@ -215,6 +220,7 @@ func TestCrossCheckRedp1(t *testing.T) {
 }
 
 func TestIncrementBE(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, want string }{
 		{"00", "01"}, {"ff", "00"}, {"00ff", "0100"}, {"12ffff", "130000"},
 	} {

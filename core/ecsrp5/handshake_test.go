@@ -52,6 +52,7 @@ func runPipe(t testing.TB, user, password string, lookup func(string) (Verifier,
 }
 
 func TestHandshakeProperty(t *testing.T) {
+	t.Parallel()
 	n := 1000
 	if testing.Short() {
 		n = 100
@@ -91,6 +92,7 @@ func randName(r *rand.Rand, n int) string {
 }
 
 func TestHandshakeWrongPasswordAndUnknownUser(t *testing.T) {
+	t.Parallel()
 	v := DeriveVerifier("alice", "right", [16]byte{1})
 	lookup := func(u string) (Verifier, bool) { return v, u == "alice" }
 
@@ -141,6 +143,7 @@ func serverMSG2(t *testing.T, user string, lookup func(string) (Verifier, bool))
 }
 
 func TestUnknownUserLooksReal(t *testing.T) {
+	t.Parallel()
 	none := func(string) (Verifier, bool) { return Verifier{}, false }
 	a1 := serverMSG2(t, "ghost", none)
 	a2 := serverMSG2(t, "ghost", none)
@@ -157,6 +160,7 @@ func TestUnknownUserLooksReal(t *testing.T) {
 }
 
 func TestFlippedProofs(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			msg1, msg2 := unhexT(t, c.Frames.Msg1), unhexT(t, c.Frames.Msg2)
@@ -210,6 +214,7 @@ func offCurveX(start int64) [32]byte {
 }
 
 func TestInvalidPoints(t *testing.T) {
+	t.Parallel()
 	c := loadVectors(t).Cases[0]
 	good := [PointSize]byte(unhexT(t, c.Client.KeyX+"01"))
 	off := offCurveX(2)
@@ -262,6 +267,7 @@ func TestInvalidPoints(t *testing.T) {
 }
 
 func TestBadFramesOnTheWire(t *testing.T) {
+	t.Parallel()
 	c := loadVectors(t).Cases[0]
 	msg1, msg2 := unhexT(t, c.Frames.Msg1), unhexT(t, c.Frames.Msg2)
 	msg3 := unhexT(t, c.Frames.Msg3)
@@ -333,6 +339,7 @@ func TestBadFramesOnTheWire(t *testing.T) {
 }
 
 func TestUsernames(t *testing.T) {
+	t.Parallel()
 	var key [PointSize]byte
 	long := strings.Repeat("u", MaxUserLen)
 	if MaxUserLen != 221 {
@@ -370,6 +377,7 @@ func TestUsernames(t *testing.T) {
 }
 
 func TestRandomSourceErrors(t *testing.T) {
+	t.Parallel()
 	if err := Client(newReplay(), "u", "p", fixedRand(nil)); err == nil || errors.Is(err, ErrAuthFailed) {
 		t.Errorf("Client with a failing random source: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestMessagesRejectTrailingAndShortFrames(t *testing.T) {
+	t.Parallel()
 	c := loadVectors(t).Cases[0]
 	frames := []struct {
 		name  string
@@ -47,6 +48,7 @@ func TestMessagesRejectTrailingAndShortFrames(t *testing.T) {
 }
 
 func TestMessagesParity(t *testing.T) {
+	t.Parallel()
 	var key [PointSize]byte
 	key[32] = 2
 	if _, err := (ClientHello{User: "u", Key: key}).MarshalBinary(); !errors.Is(err, ErrMalformed) {
@@ -66,6 +68,7 @@ func TestMessagesParity(t *testing.T) {
 }
 
 func TestClientHelloKeyMayContainNUL(t *testing.T) {
+	t.Parallel()
 	// Only the first NUL ends the name; key bytes are binary.
 	var key [PointSize]byte
 	key[5], key[32] = 0, 1
@@ -84,6 +87,7 @@ func TestClientHelloKeyMayContainNUL(t *testing.T) {
 }
 
 func TestErrorsCarryContext(t *testing.T) {
+	t.Parallel()
 	err := new(ClientHello).UnmarshalBinary([]byte{2, 'a', 'b'})
 	if err == nil || !strings.HasPrefix(err.Error(), "ecsrp5: MSG1:") {
 		t.Errorf("error %q lacks context", err)

@@ -144,6 +144,7 @@ func refRedp1(x32 []byte, parity uint) (refPoint, int) {
 }
 
 func TestReferenceSelfCheck(t *testing.T) {
+	t.Parallel()
 	// The reference must agree with the spec's constants before it can judge
 	// anything: a = (3 − A²)/3, b = (2A³ − 9A)/27, G on the curve, r·G = ∞.
 	inv3 := new(big.Int).ModInverse(big.NewInt(3), refP)

@@ -234,6 +234,7 @@ func verifierOf(t testing.TB, c *vecCase) Verifier {
 }
 
 func TestVectorCurve(t *testing.T) {
+	t.Parallel()
 	f := loadVectors(t)
 	cv := f.Curve
 	if bigHex(cv.P).Cmp(refP) != 0 || bigHex(cv.R).Cmp(refR) != 0 || bigHex(cv.WA).Cmp(refA) != 0 ||
@@ -267,6 +268,7 @@ func TestVectorCurve(t *testing.T) {
 }
 
 func TestVectorRouterOSUserDat(t *testing.T) {
+	t.Parallel()
 	ud := loadVectors(t).Checks.UserDat
 	if !ud.Match {
 		t.Fatal("vector says no match")
@@ -280,6 +282,7 @@ func TestVectorRouterOSUserDat(t *testing.T) {
 }
 
 func TestVectorDerivation(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			in := c.Inputs
@@ -391,6 +394,7 @@ func reverse(b []byte) []byte {
 }
 
 func TestVectorFrames(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			in := c.Inputs
@@ -473,6 +477,7 @@ func TestVectorFrames(t *testing.T) {
 // with parity forced to 1 gives its (wrong) z, and a server that ignores the
 // stored parity rejects the correct client exactly when the parity is 0.
 func TestVectorStoredParity(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			v := verifierOf(t, &c)
@@ -506,6 +511,7 @@ func TestVectorStoredParity(t *testing.T) {
 
 // TestProtocolVector is the worked example of docs/protocol.md, §17.2.
 func TestProtocolVector(t *testing.T) {
+	t.Parallel()
 	sa := [32]byte(bytes.Repeat([]byte{0x11}, 32))
 	sb := [32]byte(bytes.Repeat([]byte{0x22}, 32))
 	salt := [16]byte(unhexT(t, "0102030405060708090a0b0c0d0e0f10"))

@@ -9,6 +9,7 @@ import (
 )
 
 func TestVerifierText(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t).Cases {
 		v := verifierOf(t, &c)
 		s := v.String()
@@ -32,6 +33,7 @@ func TestVerifierText(t *testing.T) {
 }
 
 func TestParseVerifierRejects(t *testing.T) {
+	t.Parallel()
 	good := loadVectors(t).Cases[0]
 	salt, x := good.Inputs.Salt, good.Validator.XGamma
 	off := offCurveX(2)
@@ -68,6 +70,7 @@ func TestParseVerifierRejects(t *testing.T) {
 }
 
 func TestNewVerifier(t *testing.T) {
+	t.Parallel()
 	salt := []byte("0123456789abcdef")
 	v, err := NewVerifier("u", "p", fixedRand(salt))
 	if err != nil {

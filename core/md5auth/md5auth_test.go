@@ -49,6 +49,7 @@ func unhex(t *testing.T, s string) []byte {
 }
 
 func TestVectors(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadVectors(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			user := string(unhex(t, c.UsernameHex))
@@ -93,6 +94,7 @@ func TestVectors(t *testing.T) {
 }
 
 func TestUnmarshalLength(t *testing.T) {
+	t.Parallel()
 	var r Reply
 	for _, n := range []int{0, 16, 32, 47, 49} {
 		if err := r.Unmarshal(make([]byte, n)); err == nil {
@@ -102,6 +104,7 @@ func TestUnmarshalLength(t *testing.T) {
 }
 
 func TestNewChallengeRandom(t *testing.T) {
+	t.Parallel()
 	a, err := NewChallenge(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 func ok(int) error { return nil }
 
 func TestLowestFreeAndReuse(t *testing.T) {
+	t.Parallel()
 	p, err := New(2001, 2010)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,7 @@ func TestLowestFreeAndReuse(t *testing.T) {
 }
 
 func TestNoClientServerClash(t *testing.T) {
+	t.Parallel()
 	p, _ := New(2001, 2600)
 	a, _ := p.Acquire(1, ok) // 2001, client 2257
 	for range 255 {
@@ -45,6 +47,7 @@ func TestNoClientServerClash(t *testing.T) {
 }
 
 func TestMultiStreamClash(t *testing.T) {
+	t.Parallel()
 	p, _ := New(2001, 2600)
 	p.Acquire(4, ok) // client ports 2257..2260
 	for port := 2002; port <= 2256; port++ {
@@ -57,6 +60,7 @@ func TestMultiStreamClash(t *testing.T) {
 }
 
 func TestExhaustedAndBusy(t *testing.T) {
+	t.Parallel()
 	p, _ := New(3001, 3002)
 	busy := errors.New("in use")
 	_, err := p.Acquire(1, func(port int) error {
@@ -74,6 +78,7 @@ func TestExhaustedAndBusy(t *testing.T) {
 }
 
 func TestSkipsPortBoundByOS(t *testing.T) {
+	t.Parallel()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +105,7 @@ func TestSkipsPortBoundByOS(t *testing.T) {
 }
 
 func TestInvalidRange(t *testing.T) {
+	t.Parallel()
 	for _, r := range [][2]int{{0, 10}, {10, 5}, {65000, 65400}} {
 		if _, err := New(r[0], r[1]); err == nil {
 			t.Errorf("range %v accepted", r)

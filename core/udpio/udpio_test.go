@@ -68,18 +68,31 @@ func TestSendReceive(t *testing.T) {
 					s := tx.NewSender(addrOf(b), size, 256<<10, fill)
 					r := rx.NewReader(16, size)
 					const total = 1000
-					var coalesced atomic.Int64
+					start := time.Now()
+					var coalesced, arrived atomic.Int64
 					done := make(chan error, 1)
-					go func() { done <- receive(r, addrOf(a), size, total, fill, &coalesced) }()
+					go func() { done <- receive(r, addrOf(a), size, total, fill, &coalesced, &arrived) }()
 					seq := uint32(0xfffffff0) // wraps during the test
-					for left := total; left > 0; {
-						n, err := s.Send(seq, min(left, s.Max(), 50))
+					// At most window bytes in flight, far below the
+					// receive buffer: a reader starved of CPU (a
+					// loaded machine) must not lose datagrams, which
+					// would fail the order check.
+					window := max(1<<20/size, 1)
+					for sent := 0; sent < total; {
+						room := window - (sent - int(arrived.Load()))
+						if room <= 0 {
+							if time.Since(start) > 10*time.Second {
+								t.Fatalf("receiver stuck at %d of %d datagrams", arrived.Load(), sent)
+							}
+							time.Sleep(100 * time.Microsecond)
+							continue
+						}
+						n, err := s.Send(seq, min(total-sent, s.Max(), 50, room))
 						if err != nil {
 							t.Fatal(err)
 						}
 						seq += uint32(n)
-						left -= n
-						time.Sleep(200 * time.Microsecond) // stay below the receive buffer
+						sent += n
 					}
 					rx.SetReadDeadline(time.Now().Add(5 * time.Second))
 					if err := <-done; err != nil {
@@ -117,7 +130,7 @@ func checkFeatures(t *testing.T, f Features, opt Options) {
 
 // receive reads total datagrams and checks their numbers, size, filler and
 // source.
-func receive(r *Reader, from netip.AddrPort, size, total int, fill []byte, coalesced *atomic.Int64) error {
+func receive(r *Reader, from netip.AddrPort, size, total int, fill []byte, coalesced, arrived *atomic.Int64) error {
 	want := uint32(0xfffffff0)
 	got := 0
 	for got < total {
@@ -155,6 +168,7 @@ func receive(r *Reader, from netip.AddrPort, size, total int, fill []byte, coale
 				want++
 				got++
 			})
+			arrived.Store(int64(got))
 			if bad != nil {
 				return bad
 			}

@@ -25,6 +25,7 @@ func buildStream(n, block int, random bool, rng *rand.Rand) []byte {
 }
 
 func TestScannerFindsEveryFrame(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, random := range []bool{false, true} {
 		for _, chunk := range []int{1, 5, 11, 12, 13, 100, 4096, 1 << 20} {
@@ -50,6 +51,7 @@ func TestScannerFindsEveryFrame(t *testing.T) {
 }
 
 func TestScannerOldLayout(t *testing.T) {
+	t.Parallel()
 	var sc StatusScanner
 	var got []Status
 	frame := []byte{0x07, 0, 0, 0x01, 0x00, 0, 0, 0, 0x10, 0, 0, 0} // seq 256 BE @1
@@ -61,6 +63,7 @@ func TestScannerOldLayout(t *testing.T) {
 }
 
 func TestScannerIgnoresZeros(t *testing.T) {
+	t.Parallel()
 	var sc StatusScanner
 	n := 0
 	sc.Scan(make([]byte, 1<<16), func(Status) { n++ })
@@ -94,6 +97,7 @@ func BenchmarkScanZeros(b *testing.B) {
 }
 
 func TestScannerFramedIgnoresSeq(t *testing.T) {
+	t.Parallel()
 	// A server that never counts its sequence number, status alone on the
 	// stream: every frame is still taken.
 	var stream []byte

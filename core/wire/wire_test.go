@@ -38,6 +38,7 @@ var commandCaptures = []struct {
 }
 
 func TestCommandCaptures(t *testing.T) {
+	t.Parallel()
 	for _, c := range commandCaptures {
 		b := unhex(t, c.hex)
 		var got Command
@@ -54,6 +55,7 @@ func TestCommandCaptures(t *testing.T) {
 }
 
 func TestCommandRejects(t *testing.T) {
+	t.Parallel()
 	for _, h := range []string{
 		"02 01 01 00 00 80 00 00 00 00 00 00 00 00 00 00", // proto
 		"01 00 01 00 00 80 00 00 00 00 00 00 00 00 00 00", // direction 0
@@ -69,6 +71,7 @@ func TestCommandRejects(t *testing.T) {
 }
 
 func TestFramingVectors(t *testing.T) {
+	t.Parallel()
 	// docs/protocol.md, §17.1 Framing examples.
 	c := Command{Proto: TCP, Direction: Both, ConnCount: 20, TxSize: 32768}
 	if m := c.Marshal(); !bytes.Equal(m[:], unhex(t, "01 03 01 14 00 80 00 00 00 00 00 00 00 00 00 00")) {
@@ -89,6 +92,7 @@ func TestFramingVectors(t *testing.T) {
 }
 
 func TestStatusCaptures(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		hex  string
 		want Status
@@ -108,6 +112,7 @@ func TestStatusCaptures(t *testing.T) {
 }
 
 func TestResult(t *testing.T) {
+	t.Parallel()
 	for h, want := range map[string]Result{
 		"01 00 00 00": {Kind: ResultOK},
 		"01 BC 04 00": {Kind: ResultOK, Token: 0xBC04},
@@ -127,6 +132,7 @@ func TestResult(t *testing.T) {
 }
 
 func TestJoinAndCommandDistinct(t *testing.T) {
+	t.Parallel()
 	for _, c := range commandCaptures {
 		if LooksLikeJoin(unhex(t, c.hex)) {
 			t.Errorf("command %s looks like a join", c.hex)
@@ -145,12 +151,14 @@ func TestJoinAndCommandDistinct(t *testing.T) {
 }
 
 func TestSaturateBytes(t *testing.T) {
+	t.Parallel()
 	if SaturateBytes(1<<33) != 0xffffffff || SaturateBytes(5) != 5 {
 		t.Fatal("saturation wrong")
 	}
 }
 
 func TestPort(t *testing.T) {
+	t.Parallel()
 	if _, err := UnmarshalPort([]byte{0, 0}); err == nil {
 		t.Error("port 0 accepted")
 	}
@@ -160,6 +168,7 @@ func TestPort(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
+	t.Parallel()
 	if CheckHello(Hello[:]) != nil || CheckHello([]byte{1, 0, 0, 1}) == nil {
 		t.Fatal("hello check wrong")
 	}

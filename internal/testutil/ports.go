@@ -6,6 +6,8 @@ package testutil
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -168,3 +170,16 @@ var hasIPv6 = sync.OnceValue(func() bool {
 	ln.Close()
 	return true
 })
+
+// HTTPServer starts an httptest server for handler on a TCP port of the
+// range, instead of the kernel's ephemeral one, and closes it when the
+// test ends.
+func (p *Ports) HTTPServer(t testing.TB, handler http.Handler) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(handler)
+	s.Listener.Close()
+	s.Listener = p.Listen(t, "127.0.0.1")
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}

@@ -8,6 +8,7 @@ import (
 )
 
 func TestFromBuildInfoMainModule(t *testing.T) {
+	t.Parallel()
 	bi := &debug.BuildInfo{
 		GoVersion: "go1.26.8",
 		Main:      debug.Module{Path: ModulePath, Version: "v0.0.0-20261130044917-be323ad1b2c3+dirty"},
@@ -34,6 +35,7 @@ func TestFromBuildInfoMainModule(t *testing.T) {
 }
 
 func TestFromBuildInfoDependency(t *testing.T) {
+	t.Parallel()
 	// A Caddy built with xcaddy: btest-go is a dependency, possibly replaced.
 	bi := &debug.BuildInfo{
 		GoVersion: "go1.26.8",
@@ -57,6 +59,7 @@ func TestFromBuildInfoDependency(t *testing.T) {
 }
 
 func TestOverridesWin(t *testing.T) {
+	t.Parallel()
 	bi := &debug.BuildInfo{
 		Main:     debug.Module{Path: ModulePath, Version: "(devel)"},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "aaaa"}, {Key: "vcs.modified", Value: "true"}},
@@ -71,6 +74,7 @@ func TestOverridesWin(t *testing.T) {
 }
 
 func TestNoBuildInfo(t *testing.T) {
+	t.Parallel()
 	in := fromBuildInfo(nil, "", "", "")
 	if in.Version != "(devel)" || in.ShortRevision() != "unknown" || in.GoVersion != runtime.Version() {
 		t.Errorf("got %+v", in)
@@ -81,6 +85,7 @@ func TestNoBuildInfo(t *testing.T) {
 }
 
 func TestGetIsStable(t *testing.T) {
+	t.Parallel()
 	a, b := Get(), Get()
 	if a != b {
 		t.Fatalf("Get changed between calls: %+v vs %+v", a, b)
