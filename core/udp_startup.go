@@ -235,8 +235,9 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	// Reports held up on the way (a busy receiver, a full queue on the
 	// way back, as the other direction's traffic makes in a test both
 	// ways) make a sample's got too low, and the next one's, where they
-	// arrive together, too high.
-	late := f.maxGap > 4*udpFastStatus || f.bunched
+	// arrive together, too high. The cruise allows for reports held up
+	// on the way back (reportLag) and needs no more than that.
+	late := f.maxGap > 4*udpFastStatus || f.bunched && f.state != fcCruise
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
