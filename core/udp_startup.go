@@ -219,11 +219,13 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		return f.rate
 	}
 	gotBytes := f.bytes
-	if f.state == fcCruise {
+	if d := lag - f.fromLag; f.state == fcCruise && (d > udpFastStatus/2 || d < -udpFastStatus/2) {
 		// Reports that came later at the end of the sample than at
 		// its start leave out what arrived meanwhile (about the
-		// path's rate), and earlier ones bring in more.
-		if d := lag - f.fromLag; d > 0 {
+		// path's rate), and earlier ones bring in more. Less than
+		// half a report's interval is the receiver's own jitter: a
+		// report sent late counts what arrived until it went.
+		if d > 0 {
 			gotBytes += mulDiv(f.est/8, uint64(d), uint64(time.Second))
 		} else {
 			gotBytes -= min(gotBytes, mulDiv(f.est/8, uint64(-d), uint64(time.Second)))
