@@ -278,7 +278,9 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// what arrived is its rate (a shaper's burst went to the
 			// samples before).
 			f.state, f.drainStarted, f.fullBw = fcDrain, now, got
-			f.setRate(now, max(f.maxBw/2, udpStartRate/4))
+			// A renewed search drains no lower than the rate it
+			// started from, which the path took.
+			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/100*fcGains[2]))
 		}
 	case fcDrain:
 		// While the path's queue drains it delivers at its own rate.
