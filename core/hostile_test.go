@@ -273,7 +273,9 @@ func TestClientToleratesDoubleOKAfterMD5(t *testing.T) {
 			}
 		}
 	})
-	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, User: "u", Password: "pw", Duration: 500 * time.Millisecond})
+	// Long enough for a starved fake server: the test ends when it
+	// closes the connection.
+	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, User: "u", Password: "pw", Duration: 10 * time.Second})
 	if err != nil && !errors.Is(err, errServerClosed) {
 		t.Fatal(err)
 	}

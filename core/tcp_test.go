@@ -115,6 +115,19 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 // at its end.
 func checkNoLeak(t *testing.T) { testutil.CheckLeaks(t) }
 
+// heavySlots bounds how many parallel tests move data at line rate (or at
+// hundreds of Mbit/s) at once. Each keeps several goroutines busy, and all
+// of them at once would fill the Go scheduler's run queue until every other
+// test's timers and readers wait for seconds on a 2-core machine.
+var heavySlots = make(chan struct{}, 2)
+
+// heavyTest takes a slot for the rest of the (parallel) test.
+func heavyTest(t *testing.T) {
+	t.Helper()
+	heavySlots <- struct{}{}
+	t.Cleanup(func() { <-heavySlots })
+}
+
 // corePorts keeps this package's servers on ports no other package, no
 // make run and no outgoing connection uses.
 var corePorts = testutil.NewPorts(testutil.RangeCore)
@@ -158,6 +171,7 @@ func TestTCPMatrix(t *testing.T) {
 			for _, n := range []int{1, 20} {
 				t.Run(fmt.Sprintf("%s/%s/%d", a.name, dir, n), func(t *testing.T) {
 					t.Parallel()
+					heavyTest(t)
 					cfg := ServerConfig{Auth: a.mode}
 					if a.mode != AuthNone {
 						cfg.Users = []User{{Name: "admin", Password: "secret"}}
@@ -167,8 +181,8 @@ func TestTCPMatrix(t *testing.T) {
 					// The test runs 1.5 s, and on until the server's first
 					// status arrived where one is due (it goes a second
 					// after the server's test starts, after the last JOIN,
-					// which a loaded machine delays), at most 10 s.
-					ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+					// which a loaded machine delays), at most 30 s.
+					ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 					defer stop()
 					sum, err := RunClient(ctx, ClientConfig{
 						Address: addr, Direction: dir, Connections: n,

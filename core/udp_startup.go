@@ -6,18 +6,19 @@ import (
 )
 
 // An unlimited UDP sender must find the path's rate without flooding it.
-// It starts at udpStartRate (12 Mbit/s) and lets what arrives set the pace: the rate
-// grows to at most 1.8 times the rate the receiver reported, so it never
-// sends more than twice what the path carried a moment ago.
+// It starts at udpStartRate (12 Mbit/s) and lets what arrives set the pace:
+// the rate grows to at most a few times the rate the receiver reported, so
+// it never sends much more than the path carried a moment ago.
 //
 // How fast that goes depends on the reports. A peer that reports once a
 // second (RouterOS, the other implementations) allows one step a second.
 // Our own receiver reports every udpFastStatus once it recognises our
 // sender by udpMark in the datagrams, and the sender then runs fastControl:
 // steps of a few tens of milliseconds, the path's rate in about half a
-// second, and a steady state that holds the rate the path delivers. The
-// mark lives in the datagrams' filler, which RouterOS ignores, and only our
-// receivers answer it, so the wire stays what RouterOS expects.
+// second, and a steady state that holds the rate the path delivers without
+// building a queue. The mark lives in the datagrams' filler, which RouterOS
+// ignores, and only our receivers answer it, so the wire stays what
+// RouterOS expects.
 
 const (
 	// udpStartRate is an unlimited sender's first rate, bit/s.
@@ -29,8 +30,8 @@ const (
 	udpFastGap = 100 * time.Millisecond
 	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
 	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
-	// with start-up steps of 1.8 times what arrived no 100 ms window
-	// carries twice the path's rate.
+	// with start-up steps of fcStartGain times what arrived no 100 ms
+	// window carries twice the path's rate.
 	udpStartBurst      = 10 * time.Millisecond
 	udpStartBurstBytes = 1 << 20
 	// udpMarkOffset is where udpMark sits in a datagram's payload, after
@@ -66,31 +67,32 @@ func readMark(d []byte) (ours, starting bool) {
 // gathered into samples: what arrived (got) against what was sent over the
 // same span. After a rate change the reports of one round trip are
 // skipped, and the first one after it opens the sample without counting,
-// since they still describe the old rate.
-// Report arrival times jitter by several milliseconds on a busy machine,
-// so samples span tens of milliseconds and every verdict allows for it.
+// since they still describe the old rate. Report arrival times jitter by
+// several milliseconds on a busy machine, so samples span tens of
+// milliseconds and every verdict allows for it.
 //
-//   - Start-up: while at least 90% of what was sent arrives, the next rate is
-//     1.8 times what arrived (twice the rate at most). Between 70% and 90%
-//     (or when the reports were held up, or the sender did not reach its
-//     rate) it looks once more at the same rate. When less arrives, or twice
-//     in a row, the path is full: the best rate that arrived is its rate.
-//   - Drain: half that rate, until what was queued in the path during the
-//     last start-up step is gone (what arrives no longer exceeds what is
-//     sent) or 200 ms passed. What arrives meanwhile is the path's rate.
-//   - Cruise: the median of what arrived in the last five samples of
-//     100 ms (the median, so that one sample skewed by a late report does
-//     not move the rate; nor one where all that was sent arrived, which
-//     shows no lack of room), in a cycle of eight samples: one at 1.25 times to
-//     look for room, one at 0.75 to drain what that queued, six at 1. A
-//     probe of which more arrives than the rate shows room, and the rate
-//     takes up to 5% of it, or all of it when the probe arrived whole.
-//     After a dip (a receiver that was busy for a moment), the probe goes
-//     straight back towards the recent best rate, four times the current rate
-//     at most, and the rate returns there in one cycle if it arrives. Loss alone does not steer the rate: a path
-//     that loses 1% at random keeps its rate and shows its loss. Only a
-//     cycle that loses 3% more than the path's usual loss (a receiver or
-//     path that can no longer keep up) sets the rate to what arrived.
+//   - Start-up: while at least 90% of what was sent arrives, the next rate
+//     is fcStartGain (1.7) times what arrived, twice the rate at most.
+//     Between 70% and 90% the next sample goes at what arrived; if that
+//     arrives, or when less arrives, the path is full, and what arrived is
+//     its rate. Reports held up, or a sender that did not reach its rate,
+//     make it look again.
+//   - Drain: half the best rate, until what was queued in the path during
+//     the last start-up step is gone (what arrives no longer exceeds what
+//     is sent) or 200 ms passed. What arrives meanwhile is the path's rate.
+//   - Cruise, in a cycle of eight phases of 100 ms at fcGains of the
+//     path's rate: a probe 25% above it, a drain at 70%, six at 99%, so that
+//     a queue left by the probe, or by a rate a little too high, empties
+//     every cycle. The rate moves on evidence only. A probe that arrived
+//     whole starts the search over; one that shows some room adds 5%. The
+//     backlog (bytes sent and not yet reported, at its least in a phase,
+//     which leaves out how late reports came) grows only by what the path
+//     loses while no queue builds: when it grows faster than the path's
+//     usual loss over the steady phases, the rate is above the path's and
+//     comes down to what the path delivered. Loss alone does not steer the
+//     rate: a path that loses 1% at random keeps its rate and shows its
+//     loss. A cycle that loses 3% more than usual (a receiver or path that
+//     can no longer keep up) sets the rate to what arrived.
 type fastControl struct {
 	floor uint64
 	rtt   func() time.Duration
@@ -105,14 +107,16 @@ type fastControl struct {
 	settle   time.Time // reports before this still show an older rate
 	gap      time.Duration
 	maxGap   time.Duration // longest gap between reports in the sample
+	bunched  bool          // two reports of the sample came together
+	fromLag  time.Duration // reportLag at the sample's start
 	unclear  bool          // the last start-up sample was unclear
+	near     bool          // a start-up sample showed the path close to full
 
 	est          uint64 // the path's rate, bit/s
 	maxBw        uint64 // best rate that arrived in the start-up
-	ring         [5]uint64
-	ringN, pos   int
 	phase        int
 	probeGot     uint64
+	probeLate    bool   // the probe's reports were held up
 	cycSent      uint64 // bytes sent and arrived over the current cycle
 	cycGot       uint64
 	cycStart     time.Time
@@ -120,9 +124,29 @@ type fastControl struct {
 	lossN        int
 	drainStarted time.Time
 	drainBw      uint64 // best rate that arrived while draining
+	fullBw       uint64 // what arrived in the sample that ended the start-up
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
+
+	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
+	// holds what is on its way, what waits in the path's queue and what
+	// was lost; its least value over a phase (dmin) leaves out how late
+	// the reports came, so that its growth between phases at the same
+	// rate is what the queue grew by plus what was lost.
+	rcvd      uint64
+	dmin      uint64
+	phaseD    [len(fcGains)]uint64 // dmin of each phase of the cycle
+	phaseSent [len(fcGains)]uint64 // bytes sent by each phase's end
+	cycD      uint64               // dmin and sent at the last cycle's end
+	cycDSent  uint64
+	haveCycD  bool
+	// How late reports arrive against our receiver's grid (backlog).
+	grid0              time.Time
+	reps               int64
+	lagMin, lagMinPrev time.Duration // least lag, this cycle and the last
 }
+
+const maxLag = time.Duration(1<<63 - 1)
 
 const (
 	fcStartup = iota
@@ -130,14 +154,30 @@ const (
 	fcCruise
 )
 
-// fcGains are the cruise cycle's rate factors, in percent.
-var fcGains = [8]uint64{125, 75, 100, 100, 100, 100, 100, 100}
+// fcStartGain is the start-up's step, in tenths: the next rate is at most
+// this times what arrived. A shaper's token bucket can make a sample show
+// up to a third more than the path's rate (10 ms of burst in a 30 ms
+// sample), and the next step then goes above twice the path's rate, but
+// for one sample only (about 40 ms: a sample that is not clear falls back
+// to what arrived): with the samples before it, no 100 ms window carries
+// twice the path's rate.
+const fcStartGain = 17
+
+// fcGains are the cruise cycle's rate factors, in percent: a probe, a
+// drain, and six phases a little under the path's rate, so that a queue
+// the probe left, or an estimate a little high, drains by itself.
+var fcGains = [8]uint64{125, 70, 99, 99, 99, 99, 99, 99}
+
+// fcQueueFrom is the first phase of the cycle's steady part whose backlog
+// is compared with the last one's: the drain's lower rate still shows in
+// the one before.
+const fcQueueFrom = 3
 
 // fcCruisePhase is how long one gain of the cycle lasts.
 const fcCruisePhase = 100 * time.Millisecond
 
 func newFastControl(floor, rate uint64, rtt func() time.Duration, trace func(string, ...any)) *fastControl {
-	return &fastControl{floor: floor, rate: rate, rtt: rtt, trace: trace}
+	return &fastControl{floor: floor, rate: rate, rtt: rtt, trace: trace, lagMin: maxLag, lagMinPrev: maxLag}
 }
 
 // starting reports whether the sender is still searching for the path's
@@ -154,38 +194,59 @@ func (f *fastControl) setRate(now time.Time, r uint64) {
 // the sender's running total of bytes sent, and returns the new rate.
 func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sent uint64) uint64 {
 	f.gap = gap
+	f.rcvd += uint64(bytes)
+	lag := f.reportLag(now)
+	if f.state == fcCruise && sent >= f.rcvd {
+		f.dmin = min(f.dmin, f.backlog(sent, lag))
+	}
 	if now.Before(f.settle) {
 		return f.rate
 	}
 	if !f.open {
 		// This report's bytes span time before the sample: start after it.
-		f.open, f.from, f.fromSent, f.bytes = true, now, sent, 0
+		f.open, f.from, f.fromSent, f.bytes, f.fromLag = true, now, sent, 0, lag
 		return f.rate
 	}
 	f.bytes += uint64(bytes)
 	f.maxGap = max(f.maxGap, gap)
+	f.bunched = f.bunched || gap < udpFastStatus/4
 	span := now.Sub(f.from)
-	need := max(40*time.Millisecond, 4*gap)
+	need := max(25*time.Millisecond, gap*5/2)
 	if f.state == fcCruise {
 		need = max(fcCruisePhase, 4*gap)
 	}
 	if span < need {
 		return f.rate
 	}
-	got := mulDiv(f.bytes, 8*uint64(time.Second), uint64(span))
+	gotBytes := f.bytes
+	if d := lag - f.fromLag; f.state == fcCruise && (d > udpFastStatus/2 || d < -udpFastStatus/2) {
+		// Reports that came later at the end of the sample than at
+		// its start leave out what arrived meanwhile (about the
+		// path's rate), and earlier ones bring in more. Less than
+		// half a report's interval is the receiver's own jitter: a
+		// report sent late counts what arrived until it went.
+		if d > 0 {
+			gotBytes += mulDiv(f.est/8, uint64(d), uint64(time.Second))
+		} else {
+			gotBytes -= min(gotBytes, mulDiv(f.est/8, uint64(-d), uint64(time.Second)))
+		}
+	}
+	got := mulDiv(gotBytes, 8*uint64(time.Second), uint64(span))
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
-	gotBytes := f.bytes
 	// Reports held up on the way (a busy receiver, a full queue on the
-	// way back) make a sample's got too low, and the next one's too high.
-	late := f.maxGap > 4*udpFastStatus
+	// way back, as the other direction's traffic makes in a test both
+	// ways) make a sample's got too low, and the next one's, where they
+	// arrive together, too high. The cruise allows for reports held up
+	// on the way back (reportLag) and needs no more than that.
+	late := f.maxGap > 4*udpFastStatus || f.bunched && f.state != fcCruise
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
 	if f.trace != nil {
 		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
 	}
-	f.open, f.from, f.fromSent, f.bytes, f.maxGap = true, now, sent, 0, 0
+	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched, f.fromLag = true, now, sent, 0, 0, false, lag
 	switch f.state {
 	case fcStartup:
 		// Nothing arrives faster than it was sent: more is a burst of
@@ -196,16 +257,30 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 		full := got*100 < sentRate*70 && sentRate >= udpStartRate/2
 		switch {
-		case appLimited && !full, late && !f.unclear:
-			f.unclear = late // look again at the same rate
-		case got*100 >= sentRate*90:
+		case appLimited && !full:
+			// look again at the same rate
+		case late && !f.unclear:
+			// Look again, at the best rate that arrived so far:
+			// the rate of this sample may be well above the path's.
+			f.unclear = true
+			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
+		case got*100 >= sentRate*90 && !f.near:
 			f.unclear = false
-			f.setRate(now, min(2*f.rate, got/10*18))
+			f.setRate(now, min(2*f.rate, got/10*fcStartGain))
 		case !full && !f.unclear:
-			f.unclear = true // hold the rate, look again
+			// Look again at what arrived: a path near its rate
+			// should not hold more for another sample.
+			f.unclear, f.near = true, true
+			f.setRate(now, got)
 		default:
-			f.state, f.drainStarted = fcDrain, now
-			f.setRate(now, max(f.maxBw/2, udpStartRate/4))
+			// The path was full over this sample, or took what
+			// arrived of a sample that was not clear and no more:
+			// what arrived is its rate (a shaper's burst went to the
+			// samples before).
+			f.state, f.drainStarted, f.fullBw = fcDrain, now, got
+			// A renewed search drains no lower than the rate it
+			// started from, which the path took.
+			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/100*fcGains[2]))
 		}
 	case fcDrain:
 		// While the path's queue drains it delivers at its own rate.
@@ -214,108 +289,97 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
-			f.est = f.maxBw
-			if f.drainBw > 0 {
-				f.est = min(f.maxBw, f.drainBw)
-			}
+			// What arrived in the sample that ended the start-up may
+			// still hold some of a shaper's burst, and the queue may
+			// drain before a drain sample ends, so that one may be
+			// short of the path's rate: take the drain's, or 95% of
+			// the other when it is more; probes find what is left.
+			f.est = min(f.maxBw, max(f.fullBw/100*95, f.drainBw))
 			f.peak = f.est
-			f.push(f.maxBw)
 			f.rate = max(f.est, f.floor)
+			f.dmin = ^uint64(0)
 		}
 	case fcCruise:
-		f.cruise(now, got, sentRate, gotBytes, sentBytes, appLimited, late)
+		f.cruise(now, got, sentRate, gotBytes, sentBytes, sent, late)
 	}
 	return f.rate
 }
 
-// push adds a sample of what arrived and returns the median of the recent
-// ones.
-func (f *fastControl) push(got uint64) uint64 {
-	f.ring[f.pos] = got
-	f.pos = (f.pos + 1) % len(f.ring)
-	f.ringN = min(f.ringN+1, len(f.ring))
-	var v [len(f.ring)]uint64
-	n := copy(v[:], f.ring[:f.ringN])
-	for i := 1; i < n; i++ {
-		for j := i; j > 0 && v[j] < v[j-1]; j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
+// backlog returns the bytes sent and not reported, less what arrived but
+// is not reported yet because the reports are late. Our receiver reports
+// every udpFastStatus on its own clock, so how much later than that grid a
+// report arrives, against the least of the last two cycles, is how long the
+// reports waited on their way back (in a test both ways, behind the other
+// direction's traffic); what arrived meanwhile is about the path's rate.
+// Without that, a queue on the way back would look like one on the way
+// there.
+func (f *fastControl) backlog(sent uint64, lag time.Duration) uint64 {
+	d := sent - f.rcvd
+	if extra := lag - min(f.lagMin, f.lagMinPrev); extra > 0 {
+		d -= min(d, mulDiv(f.est/8, uint64(extra), uint64(time.Second)))
 	}
-	return v[(n-1)/2]
+	return d
 }
 
-func (f *fastControl) reset(got uint64) {
-	f.ringN, f.pos = 0, 0
-	f.est = f.push(got)
+// reportLag returns how much later than its place on the receiver's grid
+// a report arriving at now came, against the first one.
+func (f *fastControl) reportLag(now time.Time) time.Duration {
+	if f.reps == 0 {
+		f.grid0 = now
+	}
+	lag := now.Sub(f.grid0) - time.Duration(f.reps)*udpFastStatus
+	f.reps++
+	f.lagMin = min(f.lagMin, lag)
+	return lag
+}
+
+// baseLoss is the path's usual loss, per mille: the least of the recent
+// cycles (none until a cycle showed some).
+func (f *fastControl) baseLoss() uint64 {
+	if f.lossN == 0 {
+		return 0
+	}
+	base := f.lossHist[0]
+	for _, l := range f.lossHist[1:f.lossN] {
+		base = min(base, l)
+	}
+	return base
 }
 
 // cruise ends one phase of the cycle; the next sample starts at once.
-func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes uint64, appLimited, late bool) {
+// The rate moves at three points only: after the probe, by what it found;
+// when the backlog grows over the steady phases faster than the path's
+// usual loss (the rate is above the path's: a queue builds), checked after
+// each phase and over the cycle; and when a cycle lost far more than usual.
+func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes uint64, sent uint64, late bool) {
 	// More than was sent, or than the rate, is a burst of reports that
 	// were held up, or the queue of a probe draining: not the path's rate.
 	got = min(got, max(f.est, sentRate/100*105))
+	f.phaseD[f.phase], f.phaseSent[f.phase] = f.dmin, sent
+	f.dmin = ^uint64(0)
 	switch {
 	case f.phase == 0:
-		f.probeGot = got
-		if !late {
-			f.est = f.push(got)
-		}
+		f.probeGot, f.probeLate = got, late
 	case f.phase == 1:
-		// What the probe sent arrives partly in this phase: judge both.
-		// If more arrived than the rate, the path has room: take up to
-		// 5% of it per cycle, so that a probe skewed by late reports
-		// cannot throw the rate far off; a probe that arrived whole
-		// (20% above the rate) shows plenty of room, and is taken.
-		g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
-		switch {
-		case late:
-		case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
-			// A probe back towards the recent best arrived: the dip
-			// (a receiver busy for a moment) is over.
-			f.reset(g)
-		case g*100 >= f.est*120:
-			g = min(g, f.est/100*125)
-			f.reset(g)
-		case g*100 >= f.est*102:
-			f.reset(min(g, f.est/100*105))
+		if f.judgeProbe(got, late) {
+			f.restart(now, f.probeGot)
+			return
 		}
-	case appLimited || late:
-		// Only a sample above the rate says something here.
-		if got > f.est && !late {
-			f.est = f.push(got)
+	case f.phase > fcQueueFrom:
+		// A queue that grows by 2% of what a phase sends, two phases
+		// in a row, is plain at once; smaller growth shows over the
+		// cycle (endCycle). One phase alone may be the reports
+		// waiting behind the other direction's traffic.
+		k := f.phase
+		if f.grewPM(k-2, k-1) > 20 && f.grewPM(k-1, k) > 20 {
+			f.queueGrew(k-2, k, 20)
 		}
-	case got*100 >= sentRate*97:
-		// The path took what was sent: less than the rate is only
-		// less sent, not less room.
-		f.est = f.push(max(got, f.est))
-	default:
-		f.est = f.push(got)
 	}
 	f.cycGot += gotBytes
 	f.cycSent += sentBytes
 	f.phase = (f.phase + 1) % len(fcGains)
 	if f.phase == 0 && f.cycSent > 0 {
-		var lossPM uint64
-		if f.cycSent > f.cycGot {
-			lossPM = (f.cycSent - f.cycGot) * 1000 / f.cycSent
-		}
-		var base uint64 // none until a cycle showed some
-		if f.lossN > 0 {
-			base = lossPM
-			for _, l := range f.lossHist[:f.lossN] {
-				base = min(base, l)
-			}
-		}
-		copy(f.lossHist[1:], f.lossHist[:])
-		f.lossHist[0] = lossPM
-		f.lossN = min(f.lossN+1, len(f.lossHist))
-		if lossPM > base+30 {
-			// The path no longer takes the rate: start over from
-			// what it took in this cycle.
-			f.reset(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))))
-		}
-		f.cycGot, f.cycSent, f.cycStart = 0, 0, now
-		f.peak = max(f.est, f.peak-f.peak/50)
+		f.endCycle(now)
 	}
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
 	if f.phase == 0 {
@@ -327,4 +391,127 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		}
 		f.rate = f.probeRate
 	}
+}
+
+// judgeProbe takes what arrived in the drain phase (got) with what arrived
+// in the probe before it, and reports whether the probe arrived whole. What
+// the probe sent arrives partly in the drain phase, so both count. A
+// shaper's token bucket lets its burst through at once after the lull of
+// the drain, which makes a probe on a full path look up to 10% bigger than
+// the path: less than 10% above the rate shows no room, and up to 20% some,
+// of which the rate takes 5%. A probe that arrived whole (20% above the
+// rate) shows that the path may take far more (a receiver that was busy
+// while the sender started, traffic that left the path): the sender looks
+// for its rate again as it did at the start. A rate taken too high shows as
+// a growing backlog and comes down at once (queueGrew).
+func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
+	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
+	switch {
+	case late || f.probeLate:
+	case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+		// A probe back towards the recent best arrived: the dip (a
+		// receiver busy for a moment) is over.
+		f.est = g
+	case g*100 >= f.est*120:
+		f.probeGot = g
+		return true
+	case g*100 >= f.est*110:
+		f.est = f.est / 100 * 105
+	}
+	return false
+}
+
+// restart goes back to the start-up from got, a rate that arrived whole.
+func (f *fastControl) restart(now time.Time, got uint64) {
+	if f.trace != nil {
+		f.trace("restart from %d", got/1e6)
+	}
+	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
+	f.unclear, f.near, f.haveCycD = false, false, false
+	f.cycGot, f.cycSent = 0, 0
+	// One probe's step above what arrived first: the start-up's steps
+	// follow once that arrives too.
+	f.setRate(now, got/100*125)
+}
+
+// queueGrew compares the backlog at the ends of two steady phases (from
+// before to): when it grew by more than the path's usual loss plus
+// marginPM per mille of what was sent between them, the rate is above the
+// path's and a queue builds. The path delivers what was sent less what
+// queued: that is its rate, and the steady phases send a little under it.
+func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
+	grewPM := f.grewPM(from, to)
+	base := f.baseLoss()
+	if f.trace != nil {
+		f.trace("backlog %d..%d: grew %d‰, base %d‰, est %d", from, to, grewPM, base, f.est/1e6)
+	}
+	if grewPM <= base+marginPM {
+		return
+	}
+	sentRate := f.est / 100 * fcGains[to]
+	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor)
+	// Later phases compare with the backlog at the new rate.
+	for k := range f.phaseD {
+		if k != to {
+			f.phaseD[k] = ^uint64(0)
+		}
+	}
+}
+
+// lower returns whichever of phases a and b ended with the lower backlog.
+func (f *fastControl) lower(a, b int) int {
+	if f.phaseD[b] < f.phaseD[a] {
+		return b
+	}
+	return a
+}
+
+// grewPM is how much the backlog grew from the end of phase from to the
+// end of phase to, per mille of what was sent in between (0: it did not,
+// or a phase had no report).
+func (f *fastControl) grewPM(from, to int) uint64 {
+	d0, d := f.phaseD[from], f.phaseD[to]
+	sent0, sent := f.phaseSent[from], f.phaseSent[to]
+	if d0 == ^uint64(0) || d == ^uint64(0) || d <= d0 || sent <= sent0 {
+		return 0
+	}
+	return (d - d0) * 1000 / (sent - sent0)
+}
+
+// endCycle weighs the cycle's backlog: what it grew by since the last
+// cycle is what the path lost (the queue drains every cycle), and what it
+// grew by over the steady phases beyond that is a queue building.
+func (f *fastControl) endCycle(now time.Time) {
+	// The lower backlog of two phases: reports that waited behind the
+	// other direction's traffic for one phase do not count.
+	last := f.lower(len(fcGains)-2, len(fcGains)-1)
+	d, sent := f.phaseD[last], f.phaseSent[last]
+	var lossPM uint64
+	valid := d != ^uint64(0)
+	if valid && f.haveCycD && sent > f.cycDSent && d > f.cycD {
+		lossPM = min((d-f.cycD)*1000/(sent-f.cycDSent), 1000)
+	}
+	if valid {
+		f.cycD, f.cycDSent, f.haveCycD = d, sent, true
+	}
+	base := f.baseLoss()
+	if f.lossN > 0 {
+		base = min(base, lossPM)
+	}
+	if f.trace != nil {
+		f.trace("cycle: loss %d‰ base %d‰ est %d", lossPM, base, f.est/1e6)
+	}
+	copy(f.lossHist[1:], f.lossHist[:])
+	f.lossHist[0] = lossPM
+	f.lossN = min(f.lossN+1, len(f.lossHist))
+	if lossPM > base+30 {
+		// The path no longer takes the rate: start over from what it
+		// took in this cycle.
+		f.est = max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor)
+	} else {
+		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
+	}
+	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
+	f.lagMinPrev, f.lagMin = f.lagMin, maxLag
+	f.peak = max(f.est, f.peak-f.peak/50)
 }

@@ -205,12 +205,13 @@ func TestUDPMatrix(t *testing.T) {
 					}
 					t.Run(fmt.Sprintf("%s/%s/%d/%s/%s", fam.name, dir, streams, data, mode.name), func(t *testing.T) {
 						t.Parallel()
+						heavyTest(t)
 						capt := captureUDP(mode.opt, nil)
 						_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, fam.listen)
 						// Both sides send a status a second after their
 						// start: run 1.5 s, and on until the server's has
-						// arrived (a loaded machine delays it), at most 10 s.
-						ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+						// arrived (a loaded machine delays it), at most 30 s.
+						ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 						defer stop()
 						sum, err := RunClient(ctx, ClientConfig{
 							Address: addr, UDP: true, Direction: dir, Connections: streams, Random: random,
@@ -540,8 +541,17 @@ func TestUDPLossRelay(t *testing.T) {
 			if want < 20 || swapped == 0 || delayed == 0 || dup == 0 {
 				t.Fatalf("the relay did too little to test anything")
 			}
-			if got < want || got > want+kernel {
-				t.Errorf("reported %d lost, the relay dropped %d and the kernel %d", got, want, kernel)
+			// The relay holds a delayed datagram back for a count of
+			// datagrams it read: drops at its socket make that span
+			// more sequence numbers, which can push the datagram out
+			// of the receiver's loss window (lossWindow), to count as
+			// lost. Without kernel drops the count is exact.
+			slack := uint64(0)
+			if kernel > 0 {
+				slack = kernel + uint64(delayed)
+			}
+			if got < want || got > want+slack {
+				t.Errorf("reported %d lost, the relay dropped %d and the kernel %d (%d delayed)", got, want, kernel, delayed)
 			}
 		})
 	}

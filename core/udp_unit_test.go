@@ -314,6 +314,17 @@ func TestRateControl(t *testing.T) {
 			t.Fatalf("15 reports after the receiver doubled its capacity the rate is %.3g", r)
 		}
 	})
+	t.Run("start-up against a peer counting payload only", func(t *testing.T) {
+		// btest-rs reports 2% less than was sent, once a second: that
+		// is not a full path, and the start-up still doubles to a
+		// 100 Mbit/s bottleneck.
+		c := newRateControl(0, wire, start, nil)
+		rates, _ := simulate(c, start, 8, func(int) uint64 { return 100e6 }, 10e9, 19)
+		t.Logf("rates %.3g", rates)
+		if r := rates[len(rates)-1]; r < 90e6 || r > 110e6 {
+			t.Fatalf("rates %.3g, want about the 100 Mbit/s bottleneck after 8 reports", rates)
+		}
+	})
 	t.Run("zero and saturated reports change nothing", func(t *testing.T) {
 		c := newRateControl(0, wire, start, nil)
 		c.report(start.Add(time.Second), 1_000_000, 2_000_000)
