@@ -189,6 +189,14 @@ type ServerConfig struct {
 	udpHooks *udpTestHooks
 }
 
+// orDefault sets *v to d when it is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 func (c *ServerConfig) setDefaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -200,13 +208,8 @@ func (c *ServerConfig) setDefaults() {
 	def(&c.MaxConnections, DefaultMaxConnections)
 	def(&c.MaxHandshakes, DefaultMaxHandshakes)
 	def(&c.MaxHandshakesPerSource, DefaultMaxHandshakesPerSource)
-	defRate := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defRate(&c.MaxHandshakeRate, DefaultMaxHandshakeRate)
-	defRate(&c.MaxHandshakeRatePerSource, DefaultMaxHandshakeRatePerSource)
+	orDefault(&c.MaxHandshakeRate, DefaultMaxHandshakeRate)
+	orDefault(&c.MaxHandshakeRatePerSource, DefaultMaxHandshakeRatePerSource)
 	def(&c.SourcePrefixV4, DefaultSourcePrefixV4)
 	def(&c.SourcePrefixV6, DefaultSourcePrefixV6)
 	def(&c.MaxStatusRate, DefaultMaxStatusRate)
@@ -215,17 +218,12 @@ func (c *ServerConfig) setDefaults() {
 	}
 	def(&c.UDPPortFirst, DefaultUDPPortFirst)
 	def(&c.UDPPortLast, DefaultUDPPortLast)
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur(&c.MaxDuration, DefaultMaxDuration)
-	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	defDur(&c.JoinTimeout, DefaultJoinTimeout)
-	defDur(&c.CommandTimeout, DefaultCommandTimeout)
-	defDur(&c.ProgressTimeout, DefaultProgressTimeout)
-	defDur(&c.UDPIdleTimeout, c.ProgressTimeout)
+	orDefault(&c.MaxDuration, DefaultMaxDuration)
+	orDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&c.JoinTimeout, DefaultJoinTimeout)
+	orDefault(&c.CommandTimeout, DefaultCommandTimeout)
+	orDefault(&c.ProgressTimeout, DefaultProgressTimeout)
+	orDefault(&c.UDPIdleTimeout, c.ProgressTimeout)
 	c.MaxConnections = min(c.MaxConnections, 255)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
