@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-short bench fuzz lint tools release clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -42,6 +42,11 @@ TESTFLAGS ?= -race -count=1 -parallel 8 -p 4
 test: test-deps
 	BTEST_E2E=1 BTEST_SHAPED=later $(GO) test $(TESTFLAGS) -timeout 45m ./...
 	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 10m -run '^TestUDPShaped$$' ./core
+
+# The README's dashboard picture, from the browser test (chromium).
+screenshot:
+	bash scripts/install-chromium.sh
+	BTEST_E2E=1 BTEST_UPDATE_SCREENSHOT=1 $(GO) test -count=1 -run '^TestDashboardBrowser$$' ./caddymodule
 
 test-deps:
 	bash scripts/install-test-deps.sh
