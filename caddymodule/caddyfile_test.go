@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,48 +156,71 @@ func TestExampleAdapts(t *testing.T) {
 
 // TestDocsExamples keeps the Caddy documentation honest: every complete
 // Caddyfile example adapts, and the JSON example's btest app validates.
-// It reads the README's "btest inside Caddy" section.
+// It reads the README's "btest inside Caddy" section and the Caddyfile
+// the Install section gives for a Caddy installed from a package.
 func TestDocsExamples(t *testing.T) {
 	doc, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(doc, []byte("\n## btest inside Caddy"))
+	for _, c := range []struct {
+		section           string
+		caddyfiles, jsons int // at least
+	}{
+		{"btest inside Caddy", 2, 1},
+		{"Install", 1, 0},
+	} {
+		caddyfiles, jsons := 0, 0
+		for lang, body := range fencedBlocks(t, doc, c.section) {
+			switch {
+			case lang == "caddy" && !strings.Contains(body, "<"): // not the syntax summary
+				caddyfiles++
+				if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil); err != nil {
+					t.Errorf("%s: Caddyfile example %d: %v\n%s", c.section, caddyfiles, err, body)
+				}
+			case lang == "json" && strings.Contains(body, `"apps"`):
+				jsons++
+				var cfg struct {
+					Apps struct {
+						Btest json.RawMessage `json:"btest"`
+					} `json:"apps"`
+				}
+				if err := json.Unmarshal([]byte(body), &cfg); err != nil {
+					t.Fatalf("%s: JSON example: %v", c.section, err)
+				}
+				if err := validate(t, string(cfg.Apps.Btest)); err != nil {
+					t.Errorf("%s: JSON example: %v", c.section, err)
+				}
+			}
+		}
+		if caddyfiles < c.caddyfiles || jsons < c.jsons {
+			t.Errorf("found %d Caddyfile and %d JSON examples in the README's %q section, want at least %d and %d",
+				caddyfiles, jsons, c.section, c.caddyfiles, c.jsons)
+		}
+	}
+}
+
+// fencedBlocks yields the language and body of each fenced code block in
+// the README's "## section".
+func fencedBlocks(t *testing.T, readme []byte, section string) iter.Seq2[string, string] {
+	t.Helper()
+	i := bytes.Index(readme, []byte("\n## "+section+"\n"))
 	if i < 0 {
-		t.Fatal(`README.md has no "## btest inside Caddy" section`)
+		t.Fatalf("README.md has no %q section", "## "+section)
 	}
-	doc = doc[i+1:]
-	if j := bytes.Index(doc, []byte("\n## ")); j >= 0 {
-		doc = doc[:j]
+	doc := readme[i+1:]
+	if j := bytes.Index(doc[3:], []byte("\n## ")); j >= 0 {
+		doc = doc[:j+3]
 	}
-	var caddyfiles, jsons int
-	for i, block := range strings.Split(string(doc), "```")[1:] {
-		if i%2 == 1 {
-			continue // text between two fences
-		}
-		lang, body, _ := strings.Cut(block, "\n")
-		switch {
-		case lang == "caddy" && !strings.Contains(body, "<"): // not the syntax summary
-			caddyfiles++
-			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil); err != nil {
-				t.Errorf("docs Caddyfile example %d: %v\n%s", caddyfiles, err, body)
+	return func(yield func(string, string) bool) {
+		for i, block := range strings.Split(string(doc), "```")[1:] {
+			if i%2 == 1 {
+				continue // text between two fences
 			}
-		case lang == "json" && strings.Contains(body, `"apps"`):
-			jsons++
-			var cfg struct {
-				Apps struct {
-					Btest json.RawMessage `json:"btest"`
-				} `json:"apps"`
-			}
-			if err := json.Unmarshal([]byte(body), &cfg); err != nil {
-				t.Fatalf("docs JSON example: %v", err)
-			}
-			if err := validate(t, string(cfg.Apps.Btest)); err != nil {
-				t.Errorf("docs JSON example: %v", err)
+			lang, body, _ := strings.Cut(block, "\n")
+			if !yield(lang, body) {
+				return
 			}
 		}
-	}
-	if caddyfiles < 2 || jsons < 1 {
-		t.Fatalf("found %d Caddyfile and %d JSON examples in the README's Caddy section", caddyfiles, jsons)
 	}
 }

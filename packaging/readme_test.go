@@ -5,11 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-
-	_ "github.com/btest-go/btest/caddymodule"
 )
 
 // installSection returns the README's "## Install" section.
@@ -33,7 +28,7 @@ func installSection(t *testing.T) (section string, start int, readme string) {
 
 // TestReadmeInstall checks the README's Install section: first, before
 // the build-from-source instructions, covering each way to install, and
-// its Caddyfile example adapts.
+// it has a Caddyfile example (caddymodule's TestDocsExamples adapts it).
 func TestReadmeInstall(t *testing.T) {
 	s, start, readme := installSection(t)
 	for _, later := range []string{"\n## Two commands", "\n## The `btest` command"} {
@@ -52,21 +47,9 @@ func TestReadmeInstall(t *testing.T) {
 			t.Errorf("the Install section does not mention %q", want)
 		}
 	}
-	var n int
-	for i, block := range strings.Split(s, "```")[1:] {
-		if i%2 == 1 {
-			continue
-		}
-		lang, body, _ := strings.Cut(block, "\n")
-		if lang != "caddy" {
-			continue
-		}
-		n++
-		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil); err != nil {
-			t.Errorf("Install section Caddyfile: %v\n%s", err, body)
-		}
-	}
-	if n == 0 {
+	// caddymodule's TestDocsExamples adapts it with the real Caddyfile
+	// adapter; this package stays free of Caddy.
+	if !strings.Contains(s, "```caddy\n") {
 		t.Error("the Install section has no Caddyfile example")
 	}
 }
