@@ -72,6 +72,7 @@ func (tg target) exe(name string) string {
 const maxBinarySize = 8 << 20
 
 func TestReleaseArchives(t *testing.T) {
+	t.Parallel()
 	d := release(t)
 	// metadata.json's date is when the release ran; the archives carry
 	// the commit's time.
@@ -267,6 +268,7 @@ func checkBinary(tg target, b []byte, version, commit string) error {
 }
 
 func TestChecksums(t *testing.T) {
+	t.Parallel()
 	d := release(t)
 	f, err := os.Open(filepath.Join(d.dir, "checksums.txt"))
 	if err != nil {

@@ -59,6 +59,7 @@ func finalStage(t *testing.T, path string) []string {
 // non-root user, the server's ports, /btest as the entry point and, for the
 // repository's, the OCI labels (GoReleaser sets its labels itself).
 func TestDockerfiles(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	udp := fmt.Sprintf("%d-%d/udp", core.DefaultUDPPortFirst, core.DefaultUDPPortLast)
 	for _, f := range []string{"Dockerfile", "packaging/Dockerfile.goreleaser"} {
@@ -99,6 +100,7 @@ func TestDockerfiles(t *testing.T) {
 // it is PID 1, as in a container), started with the image's CMD, serves
 // TCP and UDP tests to our client outside and stops on SIGTERM.
 func TestScratchContainer(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		msg := "chroot and namespaces need root"
 		if required() {

@@ -23,12 +23,14 @@ var crossPackages = []string{"./cmd/btest", "./cmd/btest-telegraf", "./core/..."
 // -trimpath), so after `make release` the compiled packages come from the
 // build cache.
 func TestCrossTargets(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: ten cross-compilations")
 	}
 	root := repoRoot(t)
 	for _, tg := range targets {
 		t.Run(tg.String(), func(t *testing.T) {
+			t.Parallel()
 			env := append(os.Environ(), "CGO_ENABLED=0", "GOOS="+tg.goos, "GOARCH="+tg.goarch)
 			if tg.goarm != "" {
 				env = append(env, "GOARM="+tg.goarm)

@@ -48,6 +48,7 @@ func linuxPackages(t *testing.T, d *dist) []string {
 // TestRPMPackages checks each .rpm's lead and that its header lists the
 // binary, the unit and the defaults file (no rpm tool needed).
 func TestRPMPackages(t *testing.T) {
+	t.Parallel()
 	d := release(t)
 	for _, p := range linuxPackages(t, d) {
 		if !strings.HasSuffix(p, ".rpm") {
@@ -89,6 +90,7 @@ func debArch() string {
 // with the password as a systemd credential, serves TCP and UDP tests,
 // refuses a wrong password and stops cleanly on SIGTERM.
 func TestDebPackage(t *testing.T) {
+	t.Parallel()
 	dpkgDeb := needTool(t, "dpkg-deb")
 	analyze := needTool(t, "systemd-analyze")
 	d := release(t)

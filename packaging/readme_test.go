@@ -30,6 +30,7 @@ func installSection(t *testing.T) (section string, start int, readme string) {
 // the build-from-source instructions, covering each way to install, and
 // it has a Caddyfile example (caddymodule's TestDocsExamples adapts it).
 func TestReadmeInstall(t *testing.T) {
+	t.Parallel()
 	s, start, readme := installSection(t)
 	for _, later := range []string{"\n## Two commands", "\n## The `btest` command"} {
 		if j := strings.Index(readme, later); j >= 0 && j < start {

@@ -38,6 +38,7 @@ func unitDirectives(t *testing.T, path string) map[string][]string {
 // with no tool: each hardening directive, the credential, and limits sized
 // from the server's defaults.
 func TestUnitDirectives(t *testing.T) {
+	t.Parallel()
 	d := unitDirectives(t, filepath.Join(repoRoot(t), "packaging", "btest.service"))
 	for k, want := range map[string]string{
 		"NoNewPrivileges":         "yes",
