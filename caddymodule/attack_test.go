@@ -19,13 +19,20 @@ import (
 // cmd/xcaddy-build: after each, Caddy's site answers, its goroutines and
 // fds are back to their idle counts and a legitimate test passes. Short
 // here; BTEST_ATTACK_LONG=1 runs each flood for 30 s.
+// legitSpeed is the rate of the legitimate tests run beside and after
+// the attacks, both ways: they show Caddy still serves, which a paced test
+// shows as well as one at line rate, and line rate would spend both cores
+// for the test's length, starving the package's other tests.
+const legitSpeed = 100_000_000
+
 func TestCaddyAttacks(t *testing.T) {
 	pt := newPorts(t)
 	p := startCaddy(t, pt.caddyfile("auth none", "progress_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
 	pid := strconv.Itoa(p.cmd.Process.Pid)
 	legit := func(what string) {
 		t.Helper()
-		runClient(t, core.ClientConfig{Address: pt.btest, LocalAddress: "127.0.0.2", Direction: core.Both, Duration: time.Second})
+		runClient(t, core.ClientConfig{Address: pt.btest, LocalAddress: "127.0.0.2", Direction: core.Both, Duration: time.Second,
+			LocalTxSpeed: legitSpeed, RemoteTxSpeed: legitSpeed})
 		if body, err := getSite("http://"+pt.http, 5*time.Second); err != nil || !strings.Contains(body, "site up") {
 			t.Fatalf("after %s the site does not answer: %q %v", what, body, err)
 		}
@@ -108,7 +115,8 @@ func TestCaddyAttacks(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		start := time.Now()
-		sum := runClient(t, core.ClientConfig{Address: pt.btest, LocalAddress: "127.0.0.2", Direction: core.Both, Duration: 2 * time.Second})
+		sum := runClient(t, core.ClientConfig{Address: pt.btest, LocalAddress: "127.0.0.2", Direction: core.Both, Duration: 2 * time.Second,
+			LocalTxSpeed: legitSpeed, RemoteTxSpeed: legitSpeed})
 		took := time.Since(start)
 		_, siteErr := getSite("http://"+pt.http, 5*time.Second)
 		close(stop)

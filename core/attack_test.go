@@ -120,6 +120,12 @@ func settled(t *testing.T, base procSnapshot) {
 		now.goroutines, base.goroutines, now.fds, base.fds, buf[:runtime.Stack(buf, true)])
 }
 
+// legitSpeed is the rate of the legitimate tests run beside and after
+// the attacks, both ways: they show the server still serves, which a
+// paced test shows as well as one at line rate, and line rate would spend
+// both cores for the test's length, starving the package's other tests.
+const legitSpeed = 100_000_000
+
 // stillServes runs a short TCP test against addr from 127.0.0.2: the
 // attacks come from 127.0.0.1, whose rate of new tests the server may
 // still be limiting.
@@ -127,7 +133,8 @@ func stillServes(t *testing.T, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sum, err := RunClient(ctx, ClientConfig{Address: addr, LocalAddress: "127.0.0.2", Direction: Both, Duration: 500 * time.Millisecond})
+	sum, err := RunClient(ctx, ClientConfig{Address: addr, LocalAddress: "127.0.0.2", Direction: Both, Duration: 500 * time.Millisecond,
+		LocalTxSpeed: legitSpeed, RemoteTxSpeed: legitSpeed})
 	if err != nil || sum.RxBytes == 0 || sum.TxBytes == 0 {
 		t.Fatalf("server no longer serves: %v (rx %d, tx %d)", err, sum.RxBytes, sum.TxBytes)
 	}
@@ -630,7 +637,7 @@ func TestAttackIdleConnections(t *testing.T) {
 	start := time.Now()
 	var firstReport time.Duration
 	sum, err := RunClient(context.Background(), ClientConfig{Address: addr, LocalAddress: "127.0.0.2",
-		Direction: Both, Duration: 2 * time.Second,
+		Direction: Both, Duration: 2 * time.Second, LocalTxSpeed: legitSpeed, RemoteTxSpeed: legitSpeed,
 		OnInterval: func(IntervalStats) {
 			if firstReport == 0 {
 				firstReport = time.Since(start)
