@@ -154,7 +154,7 @@ func TestScratchContainer(t *testing.T) {
 		t.Errorf("server root is %q (%v), want %s", r, err, img)
 	}
 
-	requireTest(t, client, nil, scratchAddr, "-t", "-r", "-n", "4", "-d", "2")
+	requireTest(t, client, nil, scratchAddr, "-t", "-r", "-n", "4", "-b", "200M", "-d", "2")
 	requireTest(t, client, nil, scratchAddr, "--proto", "udp", "-t", "-r", "-b", "20M", "-d", "2")
 	srv.stop(t)
 	logs := srv.logs.String()

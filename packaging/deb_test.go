@@ -202,7 +202,7 @@ func TestDebPackage(t *testing.T) {
 
 	user := userFlag(t, env["BTEST_ARGS"])
 	clientEnv := []string{"BTEST_PASSWORD=" + password}
-	requireTest(t, bin, clientEnv, debAddr, "-a", user, "-t", "-r", "-d", "2")
+	requireTest(t, bin, clientEnv, debAddr, "-a", user, "-t", "-r", "-b", "200M", "-d", "2")
 	requireTest(t, bin, clientEnv, debAddr, "-a", user, "--proto", "udp", "-t", "-r", "-b", "20M", "-d", "2")
 	if sum, stderr, err := runClient(t, bin, []string{"BTEST_PASSWORD=wrong"}, debAddr, "-a", user, "-d", "1"); err == nil {
 		t.Errorf("a wrong password was accepted: %+v", sum)
