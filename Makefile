@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-packages test-release test-short bench fuzz lint tools release screenshot clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -41,8 +41,11 @@ run: caddy
 # so more tests and packages than the machine's cores run at once; the
 # tests that need the machine (the attacks, the rate and loss accuracy
 # checks) run alone in their package first.
-# The release tests (./packaging) run beside the others from the start:
-# they take longest (a GoReleaser snapshot of 20 binaries), and they run
+# Three go test runs start at once, so that the two longest packages do
+# not wait for the others' test binaries to link: core (its attacks and
+# accuracy checks run alone, one after another, before its parallel
+# tests), the release tests (./packaging), and the rest. The release
+# tests take longest (a GoReleaser snapshot of 20 binaries), and they run
 # none of our code in-process (they check the release's files and run its
 # binaries), so they build without -race, which has nothing to watch there
 # and would make reading the archives ten times slower.
@@ -51,11 +54,14 @@ run: caddy
 # panics still name every file and line (they read the pclntab).
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 '-ldflags=-s -w'
 test: test-deps
-	@$(MAKE) --no-print-directory -j2 test-packages test-release
+	@$(MAKE) --no-print-directory -j3 test-core test-packages test-release
 	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 10m -run '^TestUDPShaped$$' ./core
 
+test-core:
+	BTEST_E2E=1 BTEST_SHAPED=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
+
 test-packages:
-	BTEST_E2E=1 BTEST_SHAPED=later $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v '/packaging$$')
+	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/packaging$$')
 
 test-release:
 	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 45m ./packaging
