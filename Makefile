@@ -39,16 +39,15 @@ run: caddy
 # under -race in core's loopback tests).
 # -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
 # so more tests and packages than the machine's cores run at once; the
-# tests that need the machine (the attacks, the rate and loss accuracy
-# checks) run alone in their package first.
+# tests that need the machine (the rate and loss accuracy checks) run
+# alone in their package first.
 # Three go test runs start at once, so that the two longest packages do
-# not wait for the others' test binaries to link: core (its attacks and
-# accuracy checks run alone, one after another, before its parallel
-# tests), the release tests (./packaging), and the rest. The release
-# tests take longest (a GoReleaser snapshot of 20 binaries), and they run
-# none of our code in-process (they check the release's files and run its
-# binaries), so they build without -race, which has nothing to watch there
-# and would make reading the archives ten times slower.
+# not wait for the others' test binaries to link: core, the release tests
+# (./packaging), and the rest. The release tests take longest (a
+# GoReleaser snapshot of 20 binaries), and they run none of our code
+# in-process (they check the release's files and run its binaries), so
+# they build without -race, which has nothing to watch there and would
+# make reading the archives ten times slower.
 # -ldflags=-s -w: no symbol table or DWARF in the test binaries, which cuts
 # a third off linking them (the Caddy app's is 90 MB); race reports and
 # panics still name every file and line (they read the pclntab).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // TestSourceGrouping: IPv4 addresses are their own source, IPv6 ones group
@@ -100,6 +101,9 @@ func TestRefusalLogLimit(t *testing.T) {
 // Shutdown's context ends, however long their handshake deadlines are,
 // and Shutdown returns promptly.
 func TestShutdownClosesHandshakes(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	srv, addr, _ := startServer(t, ServerConfig{HandshakeTimeout: time.Minute, CommandTimeout: time.Minute,
 		Auth: AuthMD5, Users: []User{{Name: "u", Password: "p"}}}, "tcp", "127.0.0.1:0")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // The attack suite: real sockets on loopback, each attack with a bound
@@ -255,6 +256,9 @@ func lyingStatus(seq uint32) [wire.StatusSize]byte {
 // ended as a protocol error, and afterwards the server is idle and
 // serves.
 func TestAttackStatusFloodServer(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	capt := captureAll(t)
 	srv, addr, rec := attackServer(t, ServerConfig{udpHooks: capt.hooks})
 	stillServes(t, addr)
@@ -396,6 +400,9 @@ func checkClamped(t *testing.T, capt *reportLog, rec *tally) {
 // protocol's rate but claims 4 GB a second is clamped to what the server
 // sent, and the lie is counted as an anomaly.
 func TestAttackLyingStatus(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	capt := captureAll(t)
 	_, addr, rec := attackServer(t, ServerConfig{udpHooks: capt.hooks})
 	c, _, err := udpCommand(addr, wire.ServerSends, 10_000_000)
@@ -476,6 +483,9 @@ func floodingServer(t *testing.T, flood bool) string {
 // the protocol's rate, the client's tx rate stays at what it paced (1
 // Mbit/s), never what the server claims.
 func TestAttackStatusFloodClient(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	capt := captureAll(t)
 	addr := floodingServer(t, true)
 	liar := floodingServer(t, false)
@@ -630,6 +640,9 @@ func TestAttackerProcess(t *testing.T) {
 // client from 127.0.0.2 runs a 2 s test: the test succeeds and its
 // handshake is prompt.
 func TestAttackIdleConnections(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	srv, addr, obs := attackServer(t, ServerConfig{})
 	base := snapshot(t)
 	stop := attackerProcess(t, "idle", addr, 1000)
@@ -665,6 +678,9 @@ func TestAttackIdleConnections(t *testing.T) {
 // HTTP, half a command, a JOIN with a made-up token, random bytes) leave
 // the server idle and serving.
 func TestAttackChurn(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	srv, addr, _ := attackServer(t, ServerConfig{})
 	base := snapshot(t)
 	half := wire.Command{Proto: wire.TCP, Direction: wire.Both, ConnCount: 1, TxSize: 32768}.Marshal()
@@ -733,6 +749,9 @@ func stalledReader(addr, local string) (net.Conn, error) {
 // clients never read all end as "stalled" within the progress timeout
 // plus 2 s, and free their slots.
 func TestAttackStalledReaders(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	const timeout = 2 * time.Second
 	srv, addr, obs := attackServer(t, ServerConfig{ProgressTimeout: timeout, SocketBuffer: 128 << 10})
 	base := snapshot(t)

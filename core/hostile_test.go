@@ -14,6 +14,7 @@ import (
 
 	"github.com/btest-go/btest/core/md5auth"
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // dialRaw connects and reads the HELLO.
@@ -60,6 +61,9 @@ func waitRefusal(t *testing.T, rec *recorder, want RefusalReason) {
 }
 
 func TestHostileCommands(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	cases := []struct {
 		name   string
 		send   []byte
@@ -91,6 +95,9 @@ func TestHostileCommands(t *testing.T) {
 }
 
 func TestSilentAndTruncatedClients(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	_, addr, rec := startServer(t, ServerConfig{HandshakeTimeout: 300 * time.Millisecond, Auth: AuthMD5,
 		Users: []User{{Name: "u", Password: "p"}}}, "tcp", "127.0.0.1:0")
@@ -117,6 +124,9 @@ func TestSilentAndTruncatedClients(t *testing.T) {
 }
 
 func TestSessionLimits(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	_, addr, rec := startServer(t, ServerConfig{MaxSessions: 3, MaxSessionsPerIP: 2}, "tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,6 +191,9 @@ func TestAllowDeny(t *testing.T) {
 }
 
 func TestMaxDuration(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	_, addr, rec := startServer(t, ServerConfig{MaxDuration: 500 * time.Millisecond}, "tcp", "127.0.0.1:0")
 	start := time.Now()
@@ -198,6 +211,9 @@ func TestMaxDuration(t *testing.T) {
 }
 
 func TestShutdownGrace(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	srv, addr, _ := startServer(t, ServerConfig{}, "tcp", "127.0.0.1:0")
 	errc := make(chan error, 1)
@@ -338,6 +354,9 @@ func TestMD5ReplyInTwoWrites(t *testing.T) {
 }
 
 func TestClientCancel(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	_, addr, rec := startServer(t, ServerConfig{}, "tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)

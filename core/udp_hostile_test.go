@@ -12,6 +12,7 @@ import (
 
 	"github.com/btest-go/btest/core/udpio"
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // TestUDPStrangersAndShortDatagrams: during a test in which the server
@@ -19,6 +20,9 @@ import (
 // client's address too short to hold a sequence number are not counted;
 // datagrams from any other port of the client's address are.
 func TestUDPStrangersAndShortDatagrams(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
 	if err != nil {
 		t.Skip("no 127.0.0.2:", err)
@@ -71,6 +75,9 @@ func TestUDPStrangersAndShortDatagrams(t *testing.T) {
 // refused at once with a clear reason (never a hang), and the port serves
 // again once the first test ends. A port the OS reports busy is skipped.
 func TestUDPPortExhausted(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	p, _ := corePorts.UDP(t, 2)
 	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
@@ -130,6 +137,9 @@ func drainUntilQuiet(c *net.UDPConn, quiet time.Duration) (last time.Time, n int
 // stays connected) ends its session after UDPIdleTimeout, and the server's
 // sender stops: no datagram arrives after that.
 func TestUDPClientVanishes(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	const idle = 1500 * time.Millisecond
 	srv, addr, obs := startUDPServer(t, ServerConfig{UDPIdleTimeout: idle}, "127.0.0.1:0")
@@ -159,6 +169,9 @@ func TestUDPClientVanishes(t *testing.T) {
 // TestUDPControlEOFStopsSending: closing the control connection stops the
 // server's UDP sender at once and frees the port.
 func TestUDPControlEOFStopsSending(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	srv, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 	c := dialUDPRaw(t, addr, wire.ServerSends, true)
@@ -192,6 +205,9 @@ func TestUDPControlEOFStopsSending(t *testing.T) {
 // server's datagrams draw ICMP port-unreachable errors. The server keeps
 // going (it must not fail on ECONNREFUSED) until the client ends the test.
 func TestUDPUnreachableClient(t *testing.T) {
+	if testutil.Isolate(t) {
+		return
+	}
 	checkNoLeak(t)
 	_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 	c := dialUDPRaw(t, addr, wire.ServerSends, false)

@@ -52,29 +52,54 @@ var AllRanges = []Range{RangeCore, RangeCLI, RangeTelegrafInput, RangeTelegrafCm
 
 // Ports hands out free ports of one Range to the tests of a package,
 // parallel ones included. Each package makes one with NewPorts.
+//
+// A child process of Isolate takes its ports from a window of the range
+// that no other process of the package uses: the parent has the first
+// 160 UDP server ports and 320 TCP ports, each of the isolatedSlots
+// children 12 and 24 of the rest.
 type Ports struct {
-	r       Range
-	mu      sync.Mutex
-	nextUDP int // offset into the UDP server block
-	nextTCP int // offset into the TCP block
+	r            Range
+	udpLo, udpHi int // the UDP server block's window, offsets
+	tcpLo, tcpHi int // the TCP block's window, offsets
+	mu           sync.Mutex
+	nextUDP      int // offset into the UDP server block
+	nextTCP      int // offset into the TCP block
 }
 
-// NewPorts returns the allocator of r.
-func NewPorts(r Range) *Ports { return &Ports{r: r} }
+// The parent's share of a range; isolated children split the rest.
+const (
+	parentUDP = 160
+	parentTCP = 320
+	childUDP  = (256 - parentUDP) / isolatedSlots
+	childTCP  = (512 - parentTCP) / isolatedSlots
+)
+
+// NewPorts returns the allocator of r for this process.
+func NewPorts(r Range) *Ports {
+	p := &Ports{r: r, udpHi: parentUDP, tcpHi: parentTCP}
+	if k := isolatedSlot(); k > 0 {
+		p.udpLo, p.tcpLo = parentUDP+(k-1)*childUDP, parentTCP+(k-1)*childTCP
+		p.udpHi, p.tcpHi = p.udpLo+childUDP, p.tcpLo+childTCP
+	}
+	p.nextUDP, p.nextTCP = p.udpLo, p.tcpLo
+	return p
+}
 
 // TCP returns a TCP port that is free on 127.0.0.1 and ::1 right now.
 func (p *Ports) TCP(t testing.TB) int {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for range 512 {
+	for range p.tcpHi - p.tcpLo {
 		port := p.r.Base + 512 + p.nextTCP
-		p.nextTCP = (p.nextTCP + 1) % 512
+		if p.nextTCP++; p.nextTCP == p.tcpHi {
+			p.nextTCP = p.tcpLo
+		}
 		if tcpFree(port) {
 			return port
 		}
 	}
-	t.Fatalf("testutil: no free TCP port in %s's range %d-%d", p.r.Name, p.r.Base+512, p.r.Base+RangeSize-1)
+	t.Fatalf("testutil: no free TCP port in %s's range %d-%d", p.r.Name, p.r.Base+512+p.tcpLo, p.r.Base+512+p.tcpHi-1)
 	return 0
 }
 
@@ -105,14 +130,14 @@ func (p *Ports) TCPAddr(t testing.TB) string {
 // with their client partners (port + UDPPartnerOffset) on 127.0.0.1 and ::1.
 func (p *Ports) UDP(t testing.TB, n int) (first, last int) {
 	t.Helper()
-	if n < 1 || n > 64 {
-		t.Fatalf("testutil: %d UDP ports asked for, want 1-64", n)
+	if max := min(64, p.udpHi-p.udpLo); n < 1 || n > max {
+		t.Fatalf("testutil: %d UDP ports asked for, want 1-%d", n, max)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for range 256 {
-		if p.nextUDP+n > 256 {
-			p.nextUDP = 0
+	for range p.udpHi - p.udpLo {
+		if p.nextUDP+n > p.udpHi {
+			p.nextUDP = p.udpLo
 		}
 		first = p.r.Base + p.nextUDP
 		p.nextUDP += n
@@ -124,7 +149,7 @@ func (p *Ports) UDP(t testing.TB, n int) (first, last int) {
 			return first, first + n - 1
 		}
 	}
-	t.Fatalf("testutil: no %d free UDP ports in %s's range %d-%d", n, p.r.Name, p.r.Base, p.r.Base+255)
+	t.Fatalf("testutil: no %d free UDP ports in %s's range %d-%d", n, p.r.Name, p.r.Base+p.udpLo, p.r.Base+p.udpHi-1)
 	return 0, 0
 }
 
