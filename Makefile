@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-short bench fuzz lint tools release screenshot clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -31,16 +31,15 @@ run: caddy
 # It first installs the outside parts the end-to-end tests drive (InfluxDB,
 # a slim Telegraf, ...; idempotent and cached), then requires them:
 # BTEST_E2E=1 turns a missing part into a failure instead of a skip.
-# The shaped-link test measures rates and loss over a bottleneck between
-# two network namespaces; starved of CPU by the other packages' tests its
-# peers would measure the machine, so it runs after them, alone, and
+# The tests that measure rates, loss or time (the shaped-link test over a
+# bottleneck between two network namespaces, the rate and loss accuracy
+# checks) would measure the machine if the other packages' tests starved
+# them of CPU, so they run after them, alone. The shaped-link test runs
 # without -race: the race detector's fivefold CPU per datagram made its
 # peers' timing, which it measures, the machine's (the same code runs
 # under -race in core's loopback tests).
 # -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
-# so more tests and packages than the machine's cores run at once; the
-# tests that need the machine (the rate and loss accuracy checks) run
-# alone in their package first.
+# so more tests and packages than the machine's cores run at once.
 # Three go test runs start at once, so that the two longest packages do
 # not wait for the others' test binaries to link: core, the release tests
 # (./packaging), and the rest. The release tests take longest (a
@@ -54,10 +53,18 @@ run: caddy
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 '-ldflags=-s -w'
 test: test-deps
 	@$(MAKE) --no-print-directory -j3 test-core test-packages test-release
-	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 10m -run '^TestUDPShaped$$' ./core
+	@$(MAKE) --no-print-directory -j2 test-alone test-shaped
 
 test-core:
-	BTEST_E2E=1 BTEST_SHAPED=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
+	BTEST_E2E=1 BTEST_ALONE=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
+
+# The tests that measure (measuresTiming in core): the rate and loss
+# accuracy checks, and the shaped links.
+test-alone:
+	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 10m -run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$' ./core
+
+test-shaped:
+	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 10m -run '^TestUDPShaped$$' ./core
 
 test-packages:
 	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/packaging$$')

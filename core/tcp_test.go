@@ -115,6 +115,18 @@ func startServer(t *testing.T, cfg ServerConfig, network, addr string) (*Server,
 // at its end.
 func checkNoLeak(t *testing.T) { testutil.CheckLeaks(t) }
 
+// measuresTiming marks a test whose result is a measurement of rates,
+// loss or time, which a CPU starved by the rest of the suite would skew.
+// make test runs the suite with BTEST_ALONE=later, so that these skip,
+// and then them in a step of their own, alone on the machine (the
+// Makefile's test-alone names them).
+func measuresTiming(t *testing.T) {
+	t.Helper()
+	if os.Getenv("BTEST_ALONE") == "later" {
+		t.Skip("make test runs it in a step of its own, alone (BTEST_ALONE=later)")
+	}
+}
+
 // heavySlots bounds how many parallel tests move data at line rate (or at
 // hundreds of Mbit/s) at once. Each keeps several goroutines busy, and all
 // of them at once would fill the Go scheduler's run queue until every other
@@ -294,6 +306,7 @@ func TestTCPIPv6(t *testing.T) {
 func TestTCPSpeedLimit(t *testing.T) {
 	// Not beside the parallel tests, which would starve its paced
 	// senders and receivers of CPU: its cases run in parallel, alone.
+	measuresTiming(t)
 	const rate = 4_000_000
 	for _, tc := range []struct {
 		dir Direction

@@ -281,11 +281,7 @@ func shapedCases() []shapedCase {
 // loss (netem's, or where the kernel has no netem the relay's), the loss
 // reported after the start-up is 1% +/- 0.3%.
 func TestUDPShaped(t *testing.T) {
-	if os.Getenv("BTEST_SHAPED") == "later" {
-		// A measurement of rates and loss, which CPU starvation skews:
-		// make test runs it in a step of its own, alone on the machine.
-		t.Skip("make test runs the shaped-link test in a step of its own (BTEST_SHAPED=later)")
-	}
+	measuresTiming(t)
 	netlab.Check(t)
 	// make test's few cases at 100 Mbit/s run at once, each in a lab of its
 	// own: they need little CPU, and one after another they took a

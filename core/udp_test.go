@@ -495,6 +495,7 @@ func (r *lossRelay) expectedLoss() (lost uint64, dropped int) {
 func TestUDPLossRelay(t *testing.T) {
 	// Not beside the parallel tests, which would starve its paced
 	// senders and receivers of CPU: its cases run in parallel, alone.
+	measuresTiming(t)
 	for _, tc := range []struct {
 		dir     Direction
 		streams int
@@ -563,6 +564,7 @@ func TestUDPLossRelay(t *testing.T) {
 func TestUDPRateLimit(t *testing.T) {
 	// Not beside the parallel tests, which would starve its paced
 	// senders and receivers of CPU: its cases run in parallel, alone.
+	measuresTiming(t)
 	const rate = 4_000_000
 	for _, tc := range []struct {
 		dir     Direction
@@ -652,6 +654,15 @@ func (r *udpRawClient) status(bytes uint32) error {
 	return err
 }
 
+// firstData waits up to d for a datagram: the server's sender starts
+// within moments, later on a loaded machine.
+func (r *udpRawClient) firstData(d time.Duration) bool {
+	buf := make([]byte, 65536)
+	r.sock.SetReadDeadline(time.Now().Add(d))
+	_, _, err := r.sock.ReadFromUDPAddrPort(buf)
+	return err == nil
+}
+
 // count reads datagrams for d and returns the bytes (headers included).
 func (r *udpRawClient) count(d time.Duration) (bytes uint64, pkts int) {
 	buf := make([]byte, 65536)
@@ -674,6 +685,7 @@ func (r *udpRawClient) count(d time.Duration) (bytes uint64, pkts int) {
 func TestUDPAdaptation(t *testing.T) {
 	// Alone: it counts a paced sender's seconds with its own reader, which
 	// the parallel tests' load would delay.
+	measuresTiming(t)
 	checkNoLeak(t)
 	_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 	c := dialUDPRaw(t, addr, wire.ServerSends, true)
