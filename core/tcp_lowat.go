@@ -16,8 +16,8 @@ import (
 // lowatSpan at the last interval's rate, and it drops at the next interval
 // when the rate does (the kernel then wakes the reader at once).
 const (
-	lowatSpan = 2 * time.Millisecond // how long one wake-up may wait for data at the measured rate
-	lowatMax  = payloadSize          // one large receive buffer
+	lowatSpan = 8 * time.Millisecond // how long one wake-up may wait for data at the measured rate
+	lowatMax  = 4 << 20              // four large reads per wake-up
 	lowatMin  = 64 << 10             // below one loopback segment the default costs little
 )
 

@@ -18,7 +18,7 @@ func TestLowatFor(t *testing.T) {
 		{"10 Mbit/s", 10e6 / 8, big, 0},
 		{"just under the minimum", lowatMin/lowatSpan.Seconds() - 1, big, 0},
 		{"at the minimum", lowatMin / lowatSpan.Seconds(), big, lowatMin},
-		{"1 Gbit/s: 250 kB in 2 ms", 1e9 / 8, big, 128 << 10},
+		{"1 Gbit/s: 1 MB in 8 ms", 1e9 / 8, big, 512 << 10},
 		{"10 Gbit/s: capped at the maximum", 10e9 / 8, big, lowatMax},
 		{"small buffer caps it", 10e9 / 8, 1 << 20, 256 << 10},
 		{"buffer too small for any mark", 10e9 / 8, 128 << 10, 0},
