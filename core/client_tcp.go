@@ -119,6 +119,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 		}
 	}
 
+	lowat := newRxLowat(conns, start)
 	win := newRateWindow(start)
 	watch := newTCPProgress(start, cfg.IdleTimeout, transmits, countRx, cfg.LocalTxSpeed, cfg.RemoteTxSpeed)
 	tick := time.NewTicker(cfg.Interval)
@@ -132,6 +133,7 @@ loop:
 				cancel(err)
 				break loop
 			}
+			lowat.update(now, rx)
 			win.remoteCPU = int(remoteCPU.Load())
 			st := win.next(now, sumCounters(tx), sumCounters(rx), 0, localCPU())
 			if cfg.OnInterval != nil {

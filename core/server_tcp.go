@@ -60,6 +60,7 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 		}
 	}
 
+	lowat := newRxLowat(conns, ss.info.Started)
 	win := newRateWindow(ss.info.Started)
 	watch := newTCPProgress(ss.info.Started, s.cfg.ProgressTimeout, dir.ServerTransmits(), dir.ServerReceivesData(),
 		ss.info.TxRate, ss.info.LocalTxSpeed)
@@ -87,6 +88,7 @@ loop:
 				cancel(err)
 				break loop
 			}
+			lowat.update(now, rx)
 			cpu := localCPU()
 			st := win.next(now, txTotal, rxTotal, 0, cpu)
 			if dir.ServerReceivesData() {
