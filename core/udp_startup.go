@@ -127,6 +127,7 @@ type fastControl struct {
 	fullBw       uint64 // what arrived in the sample that ended the start-up
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
+	dipProbe     bool   // the probe goes back towards the recent best
 
 	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
 	// holds what is on its way, what waits in the path's queue and what
@@ -162,6 +163,34 @@ const (
 // to what arrived): with the samples before it, no 100 ms window carries
 // twice the path's rate.
 const fcStartGain = 17
+
+// fcStartExtra bounds a start-up step above what arrived, bit/s, once a
+// quarter of that is more: a step past the path's rate loses what the
+// path cannot queue, and a receiver at its CPU's limit (loopback, a fast
+// LAN) queues only its socket buffer, a few milliseconds at tens of
+// Gbit/s, where a 1.7x step loses 40% of a sample.
+const fcStartExtra = 1_000_000_000
+
+// startStep returns the start-up's next rate after got arrived whole.
+func startStep(got uint64) uint64 {
+	next := got / 10 * fcStartGain
+	if next-got > fcStartExtra {
+		next = max(got+fcStartExtra, got/4*5)
+	}
+	return next
+}
+
+// fcProbeExtra bounds what a probe sends beyond the path's rate, bit/s: a
+// quarter of our receiver's socket buffer over the probe's phase. Above
+// about 1.3 Gbit/s a probe 25% over the rate sends more extra than a
+// receiver at its CPU's limit can hold (its socket buffer is all the
+// queue there is), and every cycle would lose it.
+const fcProbeExtra = udpSocketBuffer / 4 * 8 * uint64(time.Second/fcCruisePhase)
+
+// probeExtra is what a probe sends beyond the path's rate est, bit/s.
+func probeExtra(est uint64) uint64 {
+	return min(est/100*(fcGains[0]-100), fcProbeExtra)
+}
 
 // fcGains are the cruise cycle's rate factors, in percent: a probe, a
 // drain, and six phases a little under the path's rate, so that a queue
@@ -266,7 +295,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
 		case got*100 >= sentRate*90 && !f.near:
 			f.unclear = false
-			f.setRate(now, min(2*f.rate, got/10*fcStartGain))
+			f.setRate(now, min(2*f.rate, startStep(got)))
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
 			// should not hold more for another sample.
@@ -382,14 +411,21 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		f.endCycle(now)
 	}
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
+	if f.phase == 1 {
+		// The drain takes out what the probe may have queued, with a
+		// fifth more: 70% after a probe of 25%, and less below the
+		// rate where the probe was held to fcProbeExtra.
+		f.rate = max(f.est-probeExtra(f.est)/5*6, f.rate, f.floor)
+	}
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
 		// (four times the rate at most), so a dip costs a cycle or two.
-		f.probeRate = f.rate
+		f.probeRate, f.dipProbe = f.est+probeExtra(f.est), false
 		if f.est < f.peak/10*8 {
-			f.probeRate = max(f.rate, min(f.peak, 4*f.est))
+			f.probeRate = max(f.probeRate, min(f.peak, 4*f.est, f.est+4*fcProbeExtra))
+			f.dipProbe = true
 		}
-		f.rate = f.probeRate
+		f.rate = max(f.probeRate, f.floor)
 	}
 }
 
@@ -404,19 +440,27 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 // while the sender started, traffic that left the path): the sender looks
 // for its rate again as it did at the start. A rate taken too high shows as
 // a growing backlog and comes down at once (queueGrew).
+//
+// A probe held to fcProbeExtra above the rate is judged by the same
+// shares of what it sent beyond the rate (e): 80% of e arrived is whole,
+// 40% some room, which takes 20% of e. A whole one is taken as the rate:
+// the path's queue may be too short for the start-up's steps.
 func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
+	e := f.probeRate - min(f.probeRate, f.est)
 	switch {
-	case late || f.probeLate:
-	case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+	case late || f.probeLate || e == 0:
+	case f.dipProbe && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
 		f.est = g
-	case g*100 >= f.est*120:
+	case g >= f.est+e/10*8 && e < f.est/4:
+		f.est = g
+	case g >= f.est+e/10*8:
 		f.probeGot = g
 		return true
-	case g*100 >= f.est*110:
-		f.est = f.est / 100 * 105
+	case g >= f.est+e/10*4:
+		f.est += e / 5
 	}
 	return false
 }
