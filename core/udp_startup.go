@@ -31,9 +31,12 @@ const (
 	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
 	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
 	// with start-up steps of fcStartGain times what arrived no 100 ms
-	// window carries twice the path's rate.
+	// window carries twice the path's rate. 4 MiB is a millisecond at
+	// 32 Gbit/s: a fast sender that wakes a little late (the timer's
+	// granularity) makes up for it, within a quarter of our receiver's
+	// socket buffer.
 	udpStartBurst      = 10 * time.Millisecond
-	udpStartBurstBytes = 1 << 20
+	udpStartBurstBytes = 4 << 20
 	// udpMarkOffset is where udpMark sits in a datagram's payload, after
 	// the sequence number; udpMarkLen its length, the flags byte included.
 	udpMarkOffset = 4
@@ -128,6 +131,8 @@ type fastControl struct {
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
 	dipProbe     bool   // the probe goes back towards the recent best
+	probeCapped  bool   // the probe was held to fcProbeExtra<<probeShift
+	probeShift   uint   // 1 after a held probe arrived whole
 
 	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
 	// holds what is on its way, what waits in the path's queue and what
@@ -187,9 +192,12 @@ func startStep(got uint64) uint64 {
 // queue there is), and every cycle would lose it.
 const fcProbeExtra = udpSocketBuffer / 4 * 8 * uint64(time.Second/fcCruisePhase)
 
-// probeExtra is what a probe sends beyond the path's rate est, bit/s.
-func probeExtra(est uint64) uint64 {
-	return min(est/100*(fcGains[0]-100), fcProbeExtra)
+// probeExtra is what a probe sends beyond the path's rate, bit/s: a
+// quarter of it, at most fcProbeExtra, twice that after
+// held probes arrived whole (so the rate climbs a few percent a cycle
+// where the path takes more: still within the socket buffer's 16 MiB).
+func (f *fastControl) probeExtra() uint64 {
+	return min(f.est/100*(fcGains[0]-100), fcProbeExtra<<f.probeShift)
 }
 
 // fcGains are the cruise cycle's rate factors, in percent: a probe, a
@@ -415,12 +423,13 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		// The drain takes out what the probe may have queued, with a
 		// fifth more: 70% after a probe of 25%, and less below the
 		// rate where the probe was held to fcProbeExtra.
-		f.rate = max(f.est-probeExtra(f.est)/5*6, f.rate, f.floor)
+		f.rate = max(f.est-f.probeExtra()/5*6, f.rate, f.floor)
 	}
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
 		// (four times the rate at most), so a dip costs a cycle or two.
-		f.probeRate, f.dipProbe = f.est+probeExtra(f.est), false
+		e := f.probeExtra()
+		f.probeRate, f.probeCapped, f.dipProbe = f.est+e, e == fcProbeExtra<<f.probeShift, false
 		if f.est < f.peak/10*8 {
 			f.probeRate = max(f.probeRate, min(f.peak, 4*f.est, f.est+4*fcProbeExtra))
 			f.dipProbe = true
@@ -448,14 +457,19 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
 	e := f.probeRate - min(f.probeRate, f.est)
+	held := f.probeCapped && !f.dipProbe
+	if !held || g < f.est+e/10*8 {
+		f.probeShift = 0
+	}
 	switch {
 	case late || f.probeLate || e == 0:
 	case f.dipProbe && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
 		f.est = g
-	case g >= f.est+e/10*8 && e < f.est/4:
+	case g >= f.est+e/10*8 && held:
 		f.est = g
+		f.probeShift = min(f.probeShift+1, 1)
 	case g >= f.est+e/10*8:
 		f.probeGot = g
 		return true
