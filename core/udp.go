@@ -35,6 +35,9 @@ const (
 	// current rate. Longer would let a fast sender overrun the receiver's
 	// socket buffer after a stall.
 	udpBurst = 2 * time.Millisecond
+	// udpSlack: an unlimited sender does not sleep for pacer waits
+	// shorter than this; it runs that far ahead of its schedule at most.
+	udpSlack = time.Millisecond
 	// udpLimitBurst is the catch-up allowed under an explicit limit, where
 	// the asked rate is the point: at most half the receiver's socket
 	// buffer's worth (a 2 ms allowance lost 10-15 % of 1 Gbit/s to late

@@ -31,9 +31,12 @@ const (
 	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
 	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
 	// with start-up steps of fcStartGain times what arrived no 100 ms
-	// window carries twice the path's rate.
+	// window carries twice the path's rate. 4 MiB is a millisecond at
+	// 32 Gbit/s: a fast sender that wakes a little late (the timer's
+	// granularity) makes up for it, within a quarter of our receiver's
+	// socket buffer.
 	udpStartBurst      = 10 * time.Millisecond
-	udpStartBurstBytes = 1 << 20
+	udpStartBurstBytes = 4 << 20
 	// udpMarkOffset is where udpMark sits in a datagram's payload, after
 	// the sequence number; udpMarkLen its length, the flags byte included.
 	udpMarkOffset = 4
@@ -127,6 +130,9 @@ type fastControl struct {
 	fullBw       uint64 // what arrived in the sample that ended the start-up
 	peak         uint64 // the rate's recent best, fading 2% per cycle
 	probeRate    uint64 // the rate of the current probe
+	dipProbe     bool   // the probe goes back towards the recent best
+	probeCapped  bool   // the probe was held to fcProbeExtra<<probeShift
+	probeShift   uint   // 1 after a held probe arrived whole
 
 	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
 	// holds what is on its way, what waits in the path's queue and what
@@ -162,6 +168,37 @@ const (
 // to what arrived): with the samples before it, no 100 ms window carries
 // twice the path's rate.
 const fcStartGain = 17
+
+// fcStartExtra bounds a start-up step above what arrived, bit/s, once a
+// quarter of that is more: a step past the path's rate loses what the
+// path cannot queue, and a receiver at its CPU's limit (loopback, a fast
+// LAN) queues only its socket buffer, a few milliseconds at tens of
+// Gbit/s, where a 1.7x step loses 40% of a sample.
+const fcStartExtra = 1_000_000_000
+
+// startStep returns the start-up's next rate after got arrived whole.
+func startStep(got uint64) uint64 {
+	next := got / 10 * fcStartGain
+	if next-got > fcStartExtra {
+		next = max(got+fcStartExtra, got/4*5)
+	}
+	return next
+}
+
+// fcProbeExtra bounds what a probe sends beyond the path's rate, bit/s: a
+// quarter of our receiver's socket buffer over the probe's phase. Above
+// about 1.3 Gbit/s a probe 25% over the rate sends more extra than a
+// receiver at its CPU's limit can hold (its socket buffer is all the
+// queue there is), and every cycle would lose it.
+const fcProbeExtra = udpSocketBuffer / 4 * 8 * uint64(time.Second/fcCruisePhase)
+
+// probeExtra is what a probe sends beyond the path's rate, bit/s: a
+// quarter of it, at most fcProbeExtra, twice that after
+// held probes arrived whole (so the rate climbs a few percent a cycle
+// where the path takes more: still within the socket buffer's 16 MiB).
+func (f *fastControl) probeExtra() uint64 {
+	return min(f.est/100*(fcGains[0]-100), fcProbeExtra<<f.probeShift)
+}
 
 // fcGains are the cruise cycle's rate factors, in percent: a probe, a
 // drain, and six phases a little under the path's rate, so that a queue
@@ -266,7 +303,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
 		case got*100 >= sentRate*90 && !f.near:
 			f.unclear = false
-			f.setRate(now, min(2*f.rate, got/10*fcStartGain))
+			f.setRate(now, min(2*f.rate, startStep(got)))
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
 			// should not hold more for another sample.
@@ -382,14 +419,22 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		f.endCycle(now)
 	}
 	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
+	if f.phase == 1 {
+		// The drain takes out what the probe may have queued, with a
+		// fifth more: 70% after a probe of 25%, and less below the
+		// rate where the probe was held to fcProbeExtra.
+		f.rate = max(f.est-f.probeExtra()/5*6, f.rate, f.floor)
+	}
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
 		// (four times the rate at most), so a dip costs a cycle or two.
-		f.probeRate = f.rate
+		e := f.probeExtra()
+		f.probeRate, f.probeCapped, f.dipProbe = f.est+e, e == fcProbeExtra<<f.probeShift, false
 		if f.est < f.peak/10*8 {
-			f.probeRate = max(f.rate, min(f.peak, 4*f.est))
+			f.probeRate = max(f.probeRate, min(f.peak, 4*f.est, f.est+4*fcProbeExtra))
+			f.dipProbe = true
 		}
-		f.rate = f.probeRate
+		f.rate = max(f.probeRate, f.floor)
 	}
 }
 
@@ -404,19 +449,32 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 // while the sender started, traffic that left the path): the sender looks
 // for its rate again as it did at the start. A rate taken too high shows as
 // a growing backlog and comes down at once (queueGrew).
+//
+// A probe held to fcProbeExtra above the rate is judged by the same
+// shares of what it sent beyond the rate (e): 80% of e arrived is whole,
+// 40% some room, which takes 20% of e. A whole one is taken as the rate:
+// the path's queue may be too short for the start-up's steps.
 func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	g := min(max(f.probeGot, (f.probeGot+got)/2), f.probeRate)
+	e := f.probeRate - min(f.probeRate, f.est)
+	held := f.probeCapped && !f.dipProbe
+	if !held || g < f.est+e/10*8 {
+		f.probeShift = 0
+	}
 	switch {
-	case late || f.probeLate:
-	case f.probeRate > f.est/100*125 && g*10 >= f.probeRate*9:
+	case late || f.probeLate || e == 0:
+	case f.dipProbe && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
 		f.est = g
-	case g*100 >= f.est*120:
+	case g >= f.est+e/10*8 && held:
+		f.est = g
+		f.probeShift = min(f.probeShift+1, 1)
+	case g >= f.est+e/10*8:
 		f.probeGot = g
 		return true
-	case g*100 >= f.est*110:
-		f.est = f.est / 100 * 105
+	case g >= f.est+e/10*4:
+		f.est += e / 5
 	}
 	return false
 }

@@ -90,6 +90,12 @@ func costNs(n int, rate uint64) int64 {
 // does not allocate per wait. It is owned by a single goroutine.
 type Sleeper struct {
 	t *time.Timer
+	// Slack: a wait shorter than this is not slept; the bytes go at once,
+	// at most Slack ahead of the pacer's schedule, which stays as it is.
+	// A timer that fires about a millisecond late (the Go runtime's
+	// poller sleeps whole milliseconds) otherwise caps a fast sender at
+	// what it sends per wake-up: the catch-up allowance after each.
+	Slack time.Duration
 }
 
 // Wait reserves n bytes on p and sleeps until they may be sent. It returns
@@ -99,7 +105,7 @@ func (s *Sleeper) Wait(ctx context.Context, p *Pacer, n int) error {
 		return nil
 	}
 	d := p.Reserve(n)
-	if d <= 0 {
+	if d <= 0 || d < s.Slack {
 		return nil
 	}
 	if s.t == nil {

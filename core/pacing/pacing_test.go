@@ -76,3 +76,28 @@ func TestChunkFor(t *testing.T) {
 		t.Fatal("chunk sizes")
 	}
 }
+
+// TestSlack: a Sleeper with slack sends at once while it is less than the
+// slack ahead of the schedule, then sleeps; the schedule is the pacer's.
+func TestSlack(t *testing.T) {
+	p := New(8_000_000, 0) // 1 MB/s: 1000 bytes cost 1 ms
+	s := Sleeper{Slack: 50 * time.Millisecond}
+	defer s.Stop()
+	start := time.Now()
+	for range 40 { // 40 ms booked, all within the slack
+		if err := s.Wait(context.Background(), p, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 30*time.Millisecond {
+		t.Fatalf("40 ms booked within 50 ms of slack took %v", d)
+	}
+	// 100 ms more: the schedule is 140 ms ahead, so this waits about
+	// 90 ms (140 - 50 of slack).
+	for range 100 {
+		s.Wait(context.Background(), p, 1000)
+	}
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Fatalf("140 ms booked with 50 ms of slack took only %v", d)
+	}
+}
