@@ -58,7 +58,10 @@ func TestRealServer(t *testing.T) {
 		}
 	}()
 
-	base := core.ClientConfig{Address: addr, User: user, Password: password, Duration: 3 * time.Second}
+	// 6 s: a loaded machine delays each test's start and its first
+	// reports by up to a second or two, and the ticks that count are
+	// those while both have reported.
+	base := core.ClientConfig{Address: addr, User: user, Password: password, Duration: 6 * time.Second}
 	var wg sync.WaitGroup
 	for _, c := range []core.ClientConfig{
 		{Direction: core.Both, Connections: 2, RemoteTxSpeed: 50e6, LocalTxSpeed: 50e6},
@@ -78,16 +81,20 @@ func TestRealServer(t *testing.T) {
 	}
 	// While both run, a tick shows both with rates.
 	sawBoth := false
+	var ticks []string
 	for !sawBoth {
 		select {
 		case e, ok := <-events:
 			if !ok {
 				t.Fatal("event stream ended")
 			}
+			if strings.HasPrefix(e, "tick ") {
+				ticks = append(ticks, e)
+			}
 			sawBoth = strings.HasPrefix(e, "tick ") && strings.Count(e, `"proto":"tcp"`) == 1 && strings.Count(e, `"proto":"udp"`) == 1 &&
 				!strings.Contains(e, `"tx_bps":0,`)
 		case <-ctx.Done():
-			t.Fatal("no tick showed both tests with rates")
+			t.Fatalf("no tick showed both tests with rates; the ticks:\n%s", strings.Join(ticks, "\n"))
 		}
 	}
 	wg.Wait()
