@@ -34,10 +34,11 @@ run: caddy
 # The tests that measure rates, loss or time (the shaped-link test over a
 # bottleneck between two network namespaces, the rate and loss accuracy
 # checks) would measure the machine if the other packages' tests starved
-# them of CPU, so they run after them, alone. The shaped-link test runs
-# without -race: the race detector's fivefold CPU per datagram made its
-# peers' timing, which it measures, the machine's (the same code runs
-# under -race in core's loopback tests).
+# them of CPU, so they run after them, alone, one run after the other
+# (beside each other, one's build starved the other's first seconds).
+# The shaped-link test runs without -race: the race detector's fivefold
+# CPU per datagram made its peers' timing, which it measures, the
+# machine's (the same code runs under -race in core's loopback tests).
 # -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
 # so more tests and packages than the machine's cores run at once.
 # Three go test runs start at once, so that the two longest packages do
@@ -53,7 +54,7 @@ run: caddy
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 '-ldflags=-s -w'
 test: test-deps
 	@$(MAKE) --no-print-directory -j3 test-core test-packages test-release
-	@$(MAKE) --no-print-directory -j2 test-alone test-shaped
+	@$(MAKE) --no-print-directory test-alone test-shaped
 
 test-core:
 	BTEST_E2E=1 BTEST_ALONE=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
