@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone-build test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -51,21 +51,30 @@ run: caddy
 # -ldflags=-s -w: no symbol table or DWARF in the test binaries, which cuts
 # a third off linking them (the Caddy app's is 90 MB); race reports and
 # panics still name every file and line (they read the pclntab).
-TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 '-ldflags=-s -w'
+TESTBUILD ?= '-ldflags=-s -w'
+TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
+ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j3 test-core test-packages test-release
+	@$(MAKE) --no-print-directory -j4 test-core test-packages test-release test-alone-build
 	@$(MAKE) --no-print-directory test-alone test-shaped
 
 test-core:
 	BTEST_E2E=1 BTEST_ALONE=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
 
 # The tests that measure (measuresTiming in core): the rate and loss
-# accuracy checks, and the shaped links.
-test-alone:
-	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 10m -run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$' ./core
+# accuracy checks, side by side (BTEST_ALONE=now), then the shaped links.
+# Their test binaries are built beside the suite, so that the machine is
+# theirs from their first second.
+test-alone-build:
+	$(GO) test -c $(filter -race,$(TESTFLAGS)) $(TESTBUILD) -o $(ALONE)/core-race.test ./core
+	$(GO) test -c $(TESTBUILD) -o $(ALONE)/core.test ./core
 
-test-shaped:
-	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 10m -run '^TestUDPShaped$$' ./core
+test-alone: test-alone-build
+	cd core && BTEST_E2E=1 BTEST_ALONE=now ../$(ALONE)/core-race.test -test.timeout 10m -test.parallel 8 \
+	  -test.run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$'
+
+test-shaped: test-alone-build
+	cd core && BTEST_E2E=1 ../$(ALONE)/core.test -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 
 test-packages:
 	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/packaging$$')

@@ -684,9 +684,9 @@ func (r *udpRawClient) count(d time.Duration) (bytes uint64, pkts int) {
 // there rather than ratcheting down.
 func TestUDPAdaptation(t *testing.T) {
 	// Alone: it counts a paced sender's seconds with its own reader, which
-	// the parallel tests' load would delay.
+	// the parallel tests' load would delay. (Its goroutines are checked
+	// with the package's, when the run ends.)
 	measuresTiming(t)
-	checkNoLeak(t)
 	_, addr, obs := startUDPServer(t, ServerConfig{}, "127.0.0.1:0")
 	c := dialUDPRaw(t, addr, wire.ServerSends, true)
 	const capBytes = 250_000 // 2 Mbit/s
