@@ -7,7 +7,9 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
 
-.PHONY: all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone-build test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+FORCE:
+
+.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -55,26 +57,28 @@ TESTBUILD ?= '-ldflags=-s -w'
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j4 test-core test-packages test-release test-alone-build
+	@$(MAKE) --no-print-directory -j4 test-core test-packages test-release $(ALONE)/core.test
 	@$(MAKE) --no-print-directory test-alone test-shaped
 
-test-core:
-	BTEST_E2E=1 BTEST_ALONE=later $(GO) test $(TESTFLAGS) -timeout 45m ./core
+# core's test binaries, with and without -race, each built once for its
+# runs (the suite's, the accuracy checks', the shaped links').
+$(ALONE)/core-race.test $(ALONE)/core.test: FORCE
+	$(GO) test -c $(if $(findstring race,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ ./core
+
+test-core: $(ALONE)/core-race.test
+	cd core && BTEST_E2E=1 BTEST_ALONE=later ../$< -test.timeout 45m -test.parallel 8
+	@echo "ok  	github.com/btest-go/btest/core (the tests that measure: test-alone, test-shaped)"
 
 # The tests that measure (measuresTiming in core): the rate and loss
 # accuracy checks, side by side (BTEST_ALONE=now), then the shaped links.
 # Their test binaries are built beside the suite, so that the machine is
 # theirs from their first second.
-test-alone-build:
-	$(GO) test -c $(filter -race,$(TESTFLAGS)) $(TESTBUILD) -o $(ALONE)/core-race.test ./core
-	$(GO) test -c $(TESTBUILD) -o $(ALONE)/core.test ./core
-
-test-alone: test-alone-build
-	cd core && BTEST_E2E=1 BTEST_ALONE=now ../$(ALONE)/core-race.test -test.timeout 10m -test.parallel 8 \
+test-alone: $(ALONE)/core-race.test
+	cd core && BTEST_E2E=1 BTEST_ALONE=now ../$< -test.timeout 10m -test.parallel 8 \
 	  -test.run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$'
 
-test-shaped: test-alone-build
-	cd core && BTEST_E2E=1 ../$(ALONE)/core.test -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
+test-shaped: $(ALONE)/core.test
+	cd core && BTEST_E2E=1 ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 
 test-packages:
 	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/packaging$$')
