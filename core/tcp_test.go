@@ -206,7 +206,7 @@ func TestTCPMatrix(t *testing.T) {
 					// The test runs 1.5 s, and on until the server's first
 					// status arrived where one is due (it goes a second
 					// after the server's test starts, after the last JOIN,
-					// which a loaded machine delays), at most 30 s.
+					// which a loaded machine delays), at most 30 s ...
 					ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 					defer stop()
 					sum, err := RunClient(ctx, ClientConfig{
@@ -216,7 +216,11 @@ func TestTCPMatrix(t *testing.T) {
 						Interval: 500 * time.Millisecond,
 						OnInterval: func(s IntervalStats) {
 							intervals = append(intervals, s)
-							if s.Elapsed >= 1500*time.Millisecond && (dir == Receive || s.RemoteCPU >= 0) {
+							// ... and until a MiB arrived each way that
+							// carries data: a loaded machine may hold a
+							// paced sender back for the first seconds.
+							flowed := (dir == Transmit || s.RxBytes >= 1<<20) && (dir == Receive || s.TxBytes >= 1<<20)
+							if s.Elapsed >= 1500*time.Millisecond && (dir == Receive || s.RemoteCPU >= 0) && flowed {
 								stop()
 							}
 						},
