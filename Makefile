@@ -9,7 +9,7 @@ BIN       := bin
 
 FORCE:
 
-.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-caddy test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -43,9 +43,12 @@ run: caddy
 # machine's (the same code runs under -race in core's loopback tests).
 # -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
 # so more tests and packages than the machine's cores run at once.
-# Three go test runs start at once, so that the two longest packages do
-# not wait for the others' test binaries to link: core, the release tests
-# (./packaging), and the rest. The release tests take longest (a
+# Four go test runs start at once, so that the longest packages do not
+# wait for the others' test binaries to link: core, the Caddy app, the
+# release tests (./packaging), and the rest. The Caddy app's tests drive a
+# Caddy built from cmd/xcaddy-build; make builds it beside the test
+# binaries (BTEST_CADDY), so its link does not hold up the tests' first
+# seconds the way building it inside the test run would. The release tests take longest (a
 # GoReleaser snapshot of 20 binaries), and they run none of our code
 # in-process (they check the release's files and run its binaries), so
 # they build without -race, which has nothing to watch there and would
@@ -57,13 +60,18 @@ TESTBUILD ?= '-ldflags=-s -w'
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j4 test-core test-packages test-release $(ALONE)/core.test
+	@$(MAKE) --no-print-directory -j6 test-core test-caddy test-packages test-release $(ALONE)/core.test
 	@$(MAKE) --no-print-directory test-alone test-shaped
 
-# core's test binaries, with and without -race, each built once for its
-# runs (the suite's, the accuracy checks', the shaped links').
-$(ALONE)/core-race.test $(ALONE)/core.test: FORCE
-	$(GO) test -c $(if $(findstring race,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ ./core
+# Test binaries built once for their runs: core's with and without -race
+# (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
+# bin/test/<package>[-race].test is the test binary of ./<package>.
+$(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test: FORCE
+	$(GO) test -c $(if $(findstring -race.,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ \
+	  ./$(firstword $(subst -race, ,$(basename $(notdir $@))))
+
+$(ALONE)/caddy: FORCE
+	$(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
 
 test-core: $(ALONE)/core-race.test
 	cd core && BTEST_E2E=1 BTEST_ALONE=later ../$< -test.timeout 45m -test.parallel 8
@@ -80,8 +88,12 @@ test-alone: $(ALONE)/core-race.test
 test-shaped: $(ALONE)/core.test
 	cd core && BTEST_E2E=1 ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 
+test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
+	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) ../$< -test.timeout 45m -test.parallel 8
+	@echo "ok  	github.com/btest-go/btest/caddymodule"
+
 test-packages:
-	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/packaging$$')
+	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$')
 
 test-release:
 	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 45m ./packaging

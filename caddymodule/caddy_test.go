@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 }
 
 // caddyBinary builds cmd/xcaddy-build once per test run (a few seconds with
-// a warm build cache, minutes without) and returns its path.
+// a warm build cache, minutes without) and returns its path. make test
+// builds it beside the test binary and names it in BTEST_CADDY.
 func caddyBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -51,6 +52,12 @@ func caddyBinary(t *testing.T) string {
 	}
 	b := &caddyBuild
 	b.once.Do(func() {
+		if b.path = os.Getenv("BTEST_CADDY"); b.path != "" {
+			if _, err := os.Stat(b.path); err != nil {
+				b.err = fmt.Errorf("BTEST_CADDY: %w", err)
+			}
+			return
+		}
 		b.dir, b.err = os.MkdirTemp("", "btest-caddy-")
 		if b.err != nil {
 			return
