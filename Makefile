@@ -9,7 +9,7 @@ BIN       := bin
 
 FORCE:
 
-.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-caddy test-packages test-release test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-caddy test-packages test-release release-snapshot test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -60,13 +60,13 @@ TESTBUILD ?= '-ldflags=-s -w'
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j6 test-core test-caddy test-packages test-release $(ALONE)/core.test
+	@$(MAKE) --no-print-directory -j8 test-core test-caddy test-packages test-release $(ALONE)/core.test
 	@$(MAKE) --no-print-directory test-alone test-shaped
 
 # Test binaries built once for their runs: core's with and without -race
 # (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
 # bin/test/<package>[-race].test is the test binary of ./<package>.
-$(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test: FORCE
+$(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALONE)/packaging.test: FORCE
 	$(GO) test -c $(if $(findstring -race.,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ \
 	  ./$(firstword $(subst -race, ,$(basename $(notdir $@))))
 
@@ -92,11 +92,27 @@ test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
 	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) ../$< -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/caddymodule"
 
+# The longest packages first: go test starts them in the order given.
+SLOWPKGS := ./telegrafinput ./core/ecsrp5 ./dashboard ./cmd/btest
 test-packages:
-	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$')
+	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
+	  $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$' $(patsubst ./%,-e '/%$$',$(SLOWPKGS)))
 
-test-release:
-	BTEST_E2E=1 $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 45m ./packaging
+# The release tests check a snapshot of the tree as it is. make builds it
+# first, beside the test binaries, unless dist/ already holds a snapshot of
+# HEAD and no tracked file has changed, and tells the tests it is current.
+test-release: $(ALONE)/packaging.test release-snapshot
+	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 ../$< -test.timeout 45m -test.parallel 8
+	@echo "ok  	github.com/btest-go/btest/packaging"
+
+release-snapshot:
+	@if git diff --quiet HEAD 2>/dev/null && test -f dist/checksums.txt && \
+	  grep -qs '"commit":"'"$$(git rev-parse HEAD)"'"' dist/metadata.json; then \
+	  echo "dist/ is a snapshot of HEAD"; \
+	else \
+	  echo "make release (log: $(ALONE)/release.log)"; mkdir -p $(ALONE); \
+	  $(MAKE) --no-print-directory release > $(ALONE)/release.log 2>&1 || { cat $(ALONE)/release.log; exit 1; }; \
+	fi
 
 # The README's dashboard picture, from the browser test (chromium).
 screenshot:

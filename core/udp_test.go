@@ -33,6 +33,19 @@ func (o *udpObserver) SessionInterval(_ SessionInfo, st IntervalStats) {
 	o.imu.Unlock()
 }
 
+// reportedTx says whether one of the server's intervals counts bytes it
+// sent, which the client's status reports.
+func (o *udpObserver) reportedTx() bool {
+	o.imu.Lock()
+	defer o.imu.Unlock()
+	for _, st := range o.intervals {
+		if st.TxBytes > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (o *udpObserver) takeIntervals() []IntervalStats {
 	o.imu.Lock()
 	defer o.imu.Unlock()
@@ -209,8 +222,10 @@ func TestUDPMatrix(t *testing.T) {
 						capt := captureUDP(mode.opt, nil)
 						_, addr, obs := startUDPServer(t, ServerConfig{udpHooks: capt.hooks}, fam.listen)
 						// Both sides send a status a second after their
-						// start: run 1.5 s, and on until the server's has
-						// arrived (a loaded machine delays it), at most 30 s.
+						// start: run 1.5 s, and on until each side has
+						// a status from the other that counts some of its
+						// data (a loaded machine delays the first data
+						// past the first status), at most 30 s.
 						ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 						defer stop()
 						sum, err := RunClient(ctx, ClientConfig{
@@ -219,7 +234,8 @@ func TestUDPMatrix(t *testing.T) {
 							LocalTxSpeed: mode.rate, RemoteTxSpeed: mode.rate,
 							Interval: 250 * time.Millisecond, udpHooks: capt.hooks,
 							OnInterval: func(s IntervalStats) {
-								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 {
+								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 &&
+									(dir == Receive || s.TxBytes > 0) && (dir == Transmit || obs.reportedTx()) {
 									stop()
 								}
 							},

@@ -102,14 +102,22 @@ var (
 	distErr  string
 )
 
-// release returns dist/ of a snapshot release of the current checkout. It
-// reuses a dist/ that `make release` (as .ci/run does) built from this
-// commit with a clean tree, and otherwise runs `make release` itself.
+// release returns dist/ of a snapshot release of the current checkout.
+// make test builds it before the tests and says so (BTEST_DIST_CURRENT);
+// otherwise it reuses a dist/ of HEAD built from a tree without
+// uncommitted changes, or runs `make release` itself.
 func release(t *testing.T) *dist {
 	t.Helper()
 	root := repoRoot(t)
 	gr := needTool(t, "goreleaser", os.Getenv("BTEST_GORELEASER"), filepath.Join(gopath(t), "bin", "goreleaser"))
 	distOnce.Do(func() {
+		if os.Getenv("BTEST_DIST_CURRENT") != "" {
+			// make test built dist/ from the tree as it is just before.
+			if distVal, distErr = reuseDist(t, root, false); distVal == nil {
+				distErr = "BTEST_DIST_CURRENT is set, but " + distErr
+			}
+			return
+		}
 		d, reason := reuseDist(t, root, true)
 		if d == nil {
 			t.Logf("running make release (%s)", reason)
