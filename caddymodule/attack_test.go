@@ -38,7 +38,7 @@ func TestCaddyAttacks(t *testing.T) {
 		}
 	}
 	legit("start")
-	p.waitMetric("warm-up test ended", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
+	p.waitMetric(t, "warm-up test ended", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
 	idle := procState(t, p, pid)
 	back := func(what string) {
 		t.Helper()
@@ -85,8 +85,8 @@ func TestCaddyAttacks(t *testing.T) {
 		if growth > 32<<20 {
 			t.Errorf("caddy RSS grew by %d MiB (bound 32 MiB)", growth>>20)
 		}
-		p.waitMetric("floods counted as anomalies", func(v float64) bool { return v >= 1 }, "caddy_btest_protocol_anomalies_total")
-		p.waitMetric("floods ended as protocol errors", func(v float64) bool { return v >= 1 }, "caddy_btest_sessions_total", `result="protocol_error"`)
+		p.waitMetric(t, "floods counted as anomalies", func(v float64) bool { return v >= 1 }, "caddy_btest_protocol_anomalies_total")
+		p.waitMetric(t, "floods ended as protocol errors", func(v float64) bool { return v >= 1 }, "caddy_btest_sessions_total", `result="protocol_error"`)
 		back("the status flood")
 	})
 
@@ -125,7 +125,7 @@ func TestCaddyAttacks(t *testing.T) {
 		if took > 6*time.Second || siteErr != nil {
 			t.Fatalf("test took %v; site: %v", took, siteErr)
 		}
-		p.waitMetric("flood refused per source", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="too_many_handshakes_per_source"`)
+		p.waitMetric(t, "flood refused per source", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="too_many_handshakes_per_source"`)
 		back("the idle flood")
 	})
 
@@ -144,7 +144,7 @@ func TestCaddyAttacks(t *testing.T) {
 			}
 		}
 		opened := time.Now()
-		p.waitMetric("all stalled readers ended", func(v float64) bool { return v >= 20 }, "caddy_btest_sessions_total", `result="stalled"`)
+		p.waitMetric(t, "all stalled readers ended", func(v float64) bool { return v >= 20 }, "caddy_btest_sessions_total", `result="stalled"`)
 		if el := time.Since(opened); len(conns) < 20 || el > 4*time.Second {
 			t.Fatalf("%d stalled readers; the last ended %v after they were open (progress_timeout 2s)", len(conns), el)
 		}
@@ -186,7 +186,7 @@ func procState(t *testing.T, p *caddyProc, pid string) caddyState {
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
-	st := caddyState{goroutines: int(metric(p.metrics(), "go_goroutines")), fds: len(ents)}
+	st := caddyState{goroutines: int(metric(p.metrics(t), "go_goroutines")), fds: len(ents)}
 	b, _ := os.ReadFile("/proc/" + pid + "/status")
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {

@@ -202,16 +202,16 @@ func (p *caddyProc) load(config, contentType string) {
 }
 
 // metrics returns the admin endpoint's /metrics text.
-func (p *caddyProc) metrics() string {
-	p.t.Helper()
+func (p *caddyProc) metrics(t testing.TB) string {
+	t.Helper()
 	resp, err := http.Get("http://" + p.admin + "/metrics")
 	if err != nil {
-		p.t.Fatalf("GET /metrics: %v", err)
+		t.Fatalf("GET /metrics: %v", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("GET /metrics: %v %s", err, resp.Status)
+		t.Fatalf("GET /metrics: %v %s", err, resp.Status)
 	}
 	return string(b)
 }
@@ -242,17 +242,18 @@ func metric(text, name string, labels ...string) float64 {
 	return sum
 }
 
-// waitMetric polls /metrics until cond holds for the metric.
-func (p *caddyProc) waitMetric(what string, cond func(float64) bool, name string, labels ...string) {
-	p.t.Helper()
+// waitMetric polls /metrics, up to 10 s, until cond holds for the metric;
+// t is the test (or subtest) that fails when it does not.
+func (p *caddyProc) waitMetric(t testing.TB, what string, cond func(float64) bool, name string, labels ...string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v := metric(p.metrics(), name, labels...)
+		v := metric(p.metrics(t), name, labels...)
 		if cond(v) {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %s%v = %v", what, name, labels, v)
+			t.Fatalf("%s: %s%v = %v", what, name, labels, v)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -399,8 +400,8 @@ func TestCaddyExample(t *testing.T) {
 		}
 	})
 
-	p.waitMetric("no test running", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
-	m := p.metrics()
+	p.waitMetric(t, "no test running", func(v float64) bool { return v == 0 }, "caddy_btest_sessions_active")
+	m := p.metrics(t)
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -421,7 +422,7 @@ func TestCaddyExample(t *testing.T) {
 			t.Errorf("%s%v = %v, want >= %v", c.name, c.labels, v, c.min)
 		}
 	}
-	p.waitMetric("no UDP port held", func(v float64) bool { return v == 0 }, "caddy_btest_udp_ports_in_use")
+	p.waitMetric(t, "no UDP port held", func(v float64) bool { return v == 0 }, "caddy_btest_udp_ports_in_use")
 
 	// The last lines may still be in the pipe from Caddy.
 	var logs string
@@ -514,7 +515,7 @@ func TestCaddyReload(t *testing.T) {
 		udpSum, udpErr = core.RunClient(context.Background(), core.ClientConfig{Address: pt.btest, User: "u", Password: "p1",
 			UDP: true, Duration: testLen, RemoteTxSpeed: 20e6, OnInterval: after(&udpLate)})
 	})
-	p.waitMetric("two tests running", func(v float64) bool { return v == 2 }, "caddy_btest_sessions_active")
+	p.waitMetric(t, "two tests running", func(v float64) bool { return v == 2 }, "caddy_btest_sessions_active")
 	time.Sleep(500 * time.Millisecond)
 
 	start := time.Now()
@@ -593,7 +594,7 @@ func TestCaddyStop(t *testing.T) {
 		_, err := core.RunClient(context.Background(), core.ClientConfig{Address: pt.btest, Duration: time.Minute, RemoteTxSpeed: 10e6})
 		clientDone <- err
 	}()
-	p.waitMetric("test running", func(v float64) bool { return v == 1 }, "caddy_btest_sessions_active")
+	p.waitMetric(t, "test running", func(v float64) bool { return v == 1 }, "caddy_btest_sessions_active")
 
 	start := time.Now()
 	p.stop()
@@ -660,7 +661,7 @@ func TestCaddyHostile(t *testing.T) {
 		"deny 127.0.0.9", "handshake_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
 	refused := func(reason string) {
 		t.Helper()
-		p.waitMetric("refusal counted", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="`+reason+`"`)
+		p.waitMetric(t, "refusal counted", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="`+reason+`"`)
 	}
 
 	for _, tc := range []struct {
@@ -706,7 +707,7 @@ func TestCaddyHostile(t *testing.T) {
 				core.RunClient(ctx, core.ClientConfig{Address: pt.btest, User: "u", Password: "p", RemoteTxSpeed: 1e6})
 			})
 		}
-		p.waitMetric("two tests running", func(v float64) bool { return v == 2 }, "caddy_btest_sessions_active")
+		p.waitMetric(t, "two tests running", func(v float64) bool { return v == 2 }, "caddy_btest_sessions_active")
 		_, err := core.RunClient(context.Background(), core.ClientConfig{Address: pt.btest, User: "u", Password: "p", Duration: time.Second})
 		cancel()
 		wg.Wait()

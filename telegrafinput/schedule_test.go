@@ -144,8 +144,16 @@ func TestRoundConcurrencyAndOrder(t *testing.T) {
 			cfg := testConfig(t, fmt.Sprintf("concurrency = %d", conc), 7)
 			f := &fakeTests{release: make(chan struct{})}
 			go func() {
-				for range 7 {
-					time.Sleep(2 * time.Millisecond)
+				// Let one test go each time as many run as the round
+				// allows (or every one left): a runner that starts
+				// fewer at once shows as a lower peak, one that starts
+				// more as a higher one. A loaded machine starts them
+				// slowly, so wait for them rather than a fixed time.
+				for i := range 7 {
+					full := int32(min(conc, 7-i))
+					for deadline := time.Now().Add(2 * time.Second); f.running.Load() < full && time.Now().Before(deadline); {
+						time.Sleep(time.Millisecond)
+					}
 					f.release <- struct{}{}
 				}
 			}()
