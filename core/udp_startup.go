@@ -114,6 +114,7 @@ type fastControl struct {
 	fromLag  time.Duration // reportLag at the sample's start
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
+	probed   bool          // a sample went a quarter above a near one
 
 	est          uint64 // the path's rate, bit/s
 	maxBw        uint64 // best rate that arrived in the start-up
@@ -248,7 +249,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	f.maxGap = max(f.maxGap, gap)
 	f.bunched = f.bunched || gap < udpFastStatus/4
 	span := now.Sub(f.from)
-	need := max(25*time.Millisecond, gap*5/2)
+	need := max(15*time.Millisecond, gap*3/2)
 	if f.state == fcCruise {
 		need = max(fcCruisePhase, 4*gap)
 	}
@@ -269,6 +270,19 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 	}
 	got := mulDiv(gotBytes, 8*uint64(time.Second), uint64(span))
+	if f.state != fcCruise {
+		// The start-up's short samples are rated over the receiver's
+		// own span: its reports go on a grid of udpFastStatus (one
+		// per slot, none skipped), so the span they cover is the
+		// arrival span less how much later the last came than the
+		// first. Reports that wait on their way back, behind the other
+		// direction's traffic in a test both ways (a queue that grows
+		// at every start-up step), would otherwise make the path look
+		// full at a fraction of its rate, and reports bunched after
+		// such a wait make it look faster than it is.
+		rx := span - (lag - f.fromLag)
+		got = mulDiv(gotBytes, 8*uint64(time.Second), uint64(min(max(rx, span/2), 2*span)))
+	}
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
 	// Reports held up on the way (a busy receiver, a full queue on the
@@ -281,7 +295,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
 	if f.trace != nil {
-		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
+		f.trace("state %d got %d sent %d rate %d est %d span %v lag %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, lag-f.fromLag, gap, f.rtt())
 	}
 	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched, f.fromLag = true, now, sent, 0, 0, false, lag
 	switch f.state {
@@ -292,18 +306,40 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		if !late {
 			f.maxBw = max(f.maxBw, got)
 		}
-		full := got*100 < sentRate*70 && sentRate >= udpStartRate/2
+		// What was sent is judged at the rate asked at most (and a
+		// little more): a pacer that caught up in the sample's short
+		// span sent a burst the path may still be queueing.
+		ref := min(sentRate, f.rate+f.rate/20)
+		whole := got*100 >= ref*90
+		full := got*100 < ref*70 && sentRate >= udpStartRate/2
 		switch {
 		case appLimited && !full:
 			// look again at the same rate
+		case late && !f.unclear && whole:
+			// Reports held up on the way back, and rated on the
+			// receiver's grid, show that all of it arrived: look
+			// again at the same rate (a stalled receiver's late
+			// report may have counted more than its slot).
 		case late && !f.unclear:
 			// Look again, at the best rate that arrived so far:
 			// the rate of this sample may be well above the path's.
 			f.unclear = true
 			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
-		case got*100 >= sentRate*90 && !f.near:
+		case whole && f.probed:
+			// The probe above a rate the path seemed to be full at
+			// arrived: that was a noisy sample, search on.
+			f.unclear, f.near, f.probed = false, false, false
+			f.setRate(now, min(2*f.rate, startStep(got)))
+		case whole && !f.near:
 			f.unclear = false
 			f.setRate(now, min(2*f.rate, startStep(got)))
+		case whole && !f.probed:
+			// The path took what arrived of the sample before, which
+			// may have been a noisy one (a few milliseconds of a busy
+			// machine in a sample of 20): probe a quarter above it
+			// before taking it as the path's rate.
+			f.probed = true
+			f.setRate(now, got/4*5)
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
 			// should not hold more for another sample.
@@ -485,7 +521,7 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 		f.trace("restart from %d", got/1e6)
 	}
 	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
-	f.unclear, f.near, f.haveCycD = false, false, false
+	f.unclear, f.near, f.probed, f.haveCycD = false, false, false, false
 	f.cycGot, f.cycSent = 0, 0
 	// One probe's step above what arrived first: the start-up's steps
 	// follow once that arrives too.
@@ -572,4 +608,38 @@ func (f *fastControl) endCycle(now time.Time) {
 	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
 	f.lagMinPrev, f.lagMin = f.lagMin, maxLag
 	f.peak = max(f.est, f.peak-f.peak/50)
+}
+
+// reportGrid keeps our receiver's early reports on their grid: report k
+// goes at the first moment after k*udpFastStatus since the grid began,
+// exactly one per slot. The sender rates its start-up samples by the slots
+// they span (fastControl.reportLag), not by when the reports arrived, so a
+// slot must never be skipped. A time.Ticker drops the ticks a late reader
+// misses; those slots' reports go at the next tick instead, the first
+// with what arrived meanwhile and the others with nothing.
+type reportGrid struct {
+	base time.Time
+	sent int64
+}
+
+// fcMaxCatchUp bounds the reports sent at once after a stall; beyond it
+// the grid starts over (the sender sees a stall that long as such).
+const fcMaxCatchUp = 10
+
+func newReportGrid(base time.Time) reportGrid { return reportGrid{base: base} }
+
+// due returns how many reports are due at now: the slots passed since the
+// last one was sent (0 when a late tick's slot already had its report).
+func (g *reportGrid) due(now time.Time) int {
+	k := int64(now.Sub(g.base) / udpFastStatus)
+	d := k - g.sent
+	if d > fcMaxCatchUp {
+		g.sent = k
+		return 1
+	}
+	if d <= 0 {
+		return 0
+	}
+	g.sent = k
+	return int(d)
 }
