@@ -403,8 +403,8 @@ func checkShaped(t *testing.T, c shapedCase, what string, tx, rx shapedSide) {
 	loss := float64(rx.Lost) / float64(total)
 	pathLoss := float64(rx.Lost-min(rx.StartupLost, rx.Lost)) / float64(total)
 	goodput := float64(rx.RcvdBytes) * 8 / rx.Duration.Seconds()
-	t.Logf("%s: sent %d, arrived %d, lost %d (%.3f%%; start-up %d, path %.3f%%), goodput %.4g bit/s (%.1f%%), median second %.1f%%, peak 100 ms %.1f%% of the bottleneck",
-		what, tx.SentPkts, rx.RcvdPkts, rx.Lost, loss*100, rx.StartupLost, pathLoss*100, goodput, goodput/b*100, rx.MedianBps/b*100, tx.PeakBps/b*100)
+	t.Logf("%s: sent %d, arrived %d, lost %d (%.3f%%; start-up %d, path %.3f%%), goodput %.4g bit/s (%.1f%%) over %v (sender's test %v), median second %.1f%%, peak 100 ms %.1f%% of the bottleneck",
+		what, tx.SentPkts, rx.RcvdPkts, rx.Lost, loss*100, rx.StartupLost, pathLoss*100, goodput, goodput/b*100, rx.Duration.Round(time.Millisecond), tx.Duration.Round(time.Millisecond), rx.MedianBps/b*100, tx.PeakBps/b*100)
 	if tx.PeakBps > 2*b {
 		t.Errorf("%s: the sender sent %.4g bit/s in a 100 ms window, over twice the bottleneck", what, tx.PeakBps)
 	}

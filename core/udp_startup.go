@@ -127,13 +127,16 @@ type fastControl struct {
 	lossHist     [4]uint64 // per mille, recent cycles
 	lossN        int
 	drainStarted time.Time
-	drainBw      uint64 // best rate that arrived while draining
-	fullBw       uint64 // what arrived in the sample that ended the start-up
-	peak         uint64 // the rate's recent best, fading 2% per cycle
-	probeRate    uint64 // the rate of the current probe
-	dipProbe     bool   // the probe goes back towards the recent best
-	probeCapped  bool   // the probe was held to fcProbeExtra<<probeShift
-	probeShift   uint   // 1 after a held probe arrived whole
+	drainBytes   uint64        // what arrived in drain samples that drained
+	drainSpan    time.Duration // and over how long
+	creepTo      uint64        // how far clean cycles may raise est (0: no bound yet)
+	fullBw       uint64        // what arrived in the sample that ended the start-up
+	peak         uint64        // the rate's recent best, fading 2% per cycle
+	probeRate    uint64        // the rate of the current probe
+	dipProbe     bool          // the probe goes back towards the recent best
+	probeCapped  bool          // the probe was held to fcProbeExtra<<probeShift
+	probeShift   uint          // 1 after a held probe arrived whole
+	cut          bool          // the cycle's backlog cut the rate (queueGrew)
 
 	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
 	// holds what is on its way, what waits in the path's queue and what
@@ -211,6 +214,24 @@ var fcGains = [8]uint64{125, 70, 99, 99, 99, 99, 99, 99}
 // the one before.
 const fcQueueFrom = 3
 
+// fcCreepPM is how much a clean cruise cycle raises the rate, per mille.
+const fcCreepPM = 3
+
+// measured takes v as the path's rate, measured as what it delivered
+// while a queue built: clean cycles may raise it by 1% (creepTo).
+func (f *fastControl) measured(v uint64) {
+	f.est, f.creepTo = v, v+v/100
+}
+
+// raised takes v, more than the rate, from a probe that found room: the
+// path's rate is not known (creepTo 0) until the next cut.
+func (f *fastControl) raised(v uint64) {
+	f.est = v
+	if v > f.creepTo {
+		f.creepTo = 0
+	}
+}
+
 // fcCruisePhase is how long one gain of the cycle lasts.
 const fcCruisePhase = 100 * time.Millisecond
 
@@ -270,6 +291,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 	}
 	got := mulDiv(gotBytes, 8*uint64(time.Second), uint64(span))
+	gspan := span // what got is rated over
 	if f.state != fcCruise {
 		// The start-up's short samples are rated over the receiver's
 		// own span: its reports go on a grid of udpFastStatus (one
@@ -280,8 +302,8 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		// at every start-up step), would otherwise make the path look
 		// full at a fraction of its rate, and reports bunched after
 		// such a wait make it look faster than it is.
-		rx := span - (lag - f.fromLag)
-		got = mulDiv(gotBytes, 8*uint64(time.Second), uint64(min(max(rx, span/2), 2*span)))
+		gspan = min(max(span-(lag-f.fromLag), span/2), 2*span)
+		got = mulDiv(gotBytes, 8*uint64(time.Second), uint64(gspan))
 	}
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
@@ -290,7 +312,17 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	// ways) make a sample's got too low, and the next one's, where they
 	// arrive together, too high. The cruise allows for reports held up
 	// on the way back (reportLag) and needs no more than that.
-	late := f.maxGap > 4*udpFastStatus || f.bunched && f.state != fcCruise
+	late := f.maxGap > 4*udpFastStatus
+	if f.state != fcCruise {
+		// The start-up's samples span two or three reports: one that
+		// came a report's interval late, or bunched, may be a receiver
+		// that got no CPU for a while (on a small machine running both
+		// ends), whose count then fell behind what arrived. Rated on
+		// the grid, held-up reports are fine; a starved receiver is
+		// not, and the two look alike.
+		dl := lag - f.fromLag
+		late = late || f.bunched || f.maxGap > udpFastStatus*5/2 || dl > udpFastStatus || dl < -udpFastStatus
+	}
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
@@ -356,9 +388,14 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/100*fcGains[2]))
 		}
 	case fcDrain:
-		// While the path's queue drains it delivers at its own rate.
-		if !late && got > sentRate {
-			f.drainBw = max(f.drainBw, got)
+		// While the path's queue drains it delivers at its own rate:
+		// the mean of the samples that show it (well above what is
+		// sent; the best of them would take the one a receiver's late
+		// report made the longest, and one in which the queue ran dry
+		// shows less).
+		if !late && got*4 > sentRate*5 {
+			f.drainBytes += gotBytes
+			f.drainSpan += gspan
 		}
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
@@ -367,7 +404,11 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// drain before a drain sample ends, so that one may be
 			// short of the path's rate: take the drain's, or 95% of
 			// the other when it is more; probes find what is left.
-			f.est = min(f.maxBw, max(f.fullBw/100*95, f.drainBw))
+			var drainBw uint64
+			if f.drainSpan > 0 {
+				drainBw = mulDiv(f.drainBytes, 8*uint64(time.Second), uint64(f.drainSpan))
+			}
+			f.est, f.creepTo = min(f.maxBw, max(f.fullBw/100*95, drainBw)), 0
 			f.peak = f.est
 			f.rate = max(f.est, f.floor)
 			f.dmin = ^uint64(0)
@@ -502,15 +543,15 @@ func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	case f.dipProbe && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
-		f.est = g
+		f.raised(g)
 	case g >= f.est+e/10*8 && held:
-		f.est = g
+		f.raised(g)
 		f.probeShift = min(f.probeShift+1, 1)
 	case g >= f.est+e/10*8:
 		f.probeGot = g
 		return true
 	case g >= f.est+e/10*4:
-		f.est += e / 5
+		f.raised(f.est + e/5)
 	}
 	return false
 }
@@ -520,7 +561,7 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 	if f.trace != nil {
 		f.trace("restart from %d", got/1e6)
 	}
-	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
+	f.state, f.maxBw, f.fullBw, f.drainBytes, f.drainSpan = fcStartup, got, 0, 0, 0
 	f.unclear, f.near, f.probed, f.haveCycD = false, false, false, false
 	f.cycGot, f.cycSent = 0, 0
 	// One probe's step above what arrived first: the start-up's steps
@@ -543,7 +584,8 @@ func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
 		return
 	}
 	sentRate := f.est / 100 * fcGains[to]
-	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor)
+	f.measured(max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor))
+	f.cut = true
 	// Later phases compare with the backlog at the new rate.
 	for k := range f.phaseD {
 		if k != to {
@@ -601,10 +643,28 @@ func (f *fastControl) endCycle(now time.Time) {
 	if lossPM > base+30 {
 		// The path no longer takes the rate: start over from what it
 		// took in this cycle.
-		f.est = max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor)
+		f.measured(max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor))
 	} else {
 		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
+		if !f.cut && lossPM <= base && valid {
+			// A clean cycle: the rate creeps up by fcCreepPM, to 1%
+			// above what was last measured (measured). A cut leaves it at what
+			// the path delivered while a queue built, which may be
+			// a little under the path's rate (the loss of a full
+			// queue counts in it), and a probe sees only room of a
+			// tenth and more: without the creep the steady phases
+			// (99%) would stay a percent or two under the path for
+			// good. With it they reach what the path delivered, and
+			// no more: a queue the backlog is too coarse to see
+			// would grow until the path drops.
+			up := f.est + mulDiv(f.est, fcCreepPM, 1000)
+			if f.creepTo > 0 {
+				up = min(up, max(f.est, f.creepTo))
+			}
+			f.est = up
+		}
 	}
+	f.cut = false
 	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
 	f.lagMinPrev, f.lagMin = f.lagMin, maxLag
 	f.peak = max(f.est, f.peak-f.peak/50)
