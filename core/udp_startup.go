@@ -389,11 +389,11 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 	case fcDrain:
 		// While the path's queue drains it delivers at its own rate:
-		// the mean of the samples that show it (well above what is
-		// sent; the best of them would take the one a receiver's late
-		// report made the longest, and one in which the queue ran dry
-		// shows less).
-		if !late && got*4 > sentRate*5 {
+		// the mean of the samples that show it (half as much again as
+		// is sent, which is about half the best rate: the best of them
+		// would take the one a receiver's late report made the
+		// longest, and one in which the queue ran dry shows less).
+		if !late && got*2 > sentRate*3 {
 			f.drainBytes += gotBytes
 			f.drainSpan += gspan
 		}
