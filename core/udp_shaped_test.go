@@ -159,7 +159,7 @@ func TestUDPShapedPeer(t *testing.T) {
 	}
 	if os.Getenv("BTEST_SHAPED_TRACE") != "" {
 		hooks.trace = func(f string, a ...any) {
-			fmt.Fprintf(os.Stderr, role+" "+time.Now().Format("05.000")+" "+f+"\n", a...)
+			fmt.Fprintf(os.Stderr, os.Getenv("BTEST_SHAPED_CASE")+" "+role+" "+time.Now().Format("05.000")+" "+f+"\n", a...)
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -287,8 +287,12 @@ func TestUDPShaped(t *testing.T) {
 	// cases at once, each at 100 Mbit/s, started their four start-ups in
 	// the same instant, and one in four runs the both-ways case's start-up
 	// overshot: its timing is what the test measures.)
+	parallel := os.Getenv("BTEST_SHAPED_PARALLEL") != ""
 	for _, c := range shapedCases() {
 		t.Run(c.String(), func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
 			lab := netlab.New(t)
 			// Random loss from netem under the tbf, or, where the kernel
 			// has no netem, from a relay in each sender's namespace that
@@ -301,8 +305,8 @@ func TestUDPShaped(t *testing.T) {
 				t.Fatal(err)
 			}
 			addr := net.JoinHostPort(lab.AddrA.String(), strconv.Itoa(shapedPort))
-			lines := startShapedServer(t, lab, addr, drop)
-			env := []string{"BTEST_SHAPED_ROLE=client", "BTEST_SHAPED_ADDR=" + addr,
+			lines := startShapedServer(t, lab, addr, drop, c.String())
+			env := []string{"BTEST_SHAPED_ROLE=client", "BTEST_SHAPED_ADDR=" + addr, "BTEST_SHAPED_CASE=" + c.String(),
 				"BTEST_SHAPED_DIR=" + strconv.Itoa(int(c.dir)), "BTEST_SHAPED_STREAMS=" + strconv.Itoa(c.streams),
 				"BTEST_SHAPED_DURATION=" + c.d.String(), "BTEST_SHAPED_DROP=" + strconv.FormatFloat(drop, 'f', -1, 64)}
 			cli := shapedPeer(lab, lab.B, env)
@@ -348,9 +352,9 @@ func shapedPeer(lab *netlab.Lab, ns string, env []string) *exec.Cmd {
 
 // startShapedServer starts our server in the lab's namespace A (its
 // senders dropping drop percent at random on the way) until t ends, and
-// returns its reports, one per test.
-func startShapedServer(t *testing.T, lab *netlab.Lab, addr string, drop float64) chan shapedSide {
-	srv := shapedPeer(lab, lab.A, []string{"BTEST_SHAPED_ROLE=server", "BTEST_SHAPED_ADDR=" + addr,
+// returns its reports, one per test; name is the case, for traces.
+func startShapedServer(t *testing.T, lab *netlab.Lab, addr string, drop float64, name string) chan shapedSide {
+	srv := shapedPeer(lab, lab.A, []string{"BTEST_SHAPED_ROLE=server", "BTEST_SHAPED_ADDR=" + addr, "BTEST_SHAPED_CASE=" + name,
 		"BTEST_SHAPED_DROP=" + strconv.FormatFloat(drop, 'f', -1, 64)})
 	srvIn, _ := srv.StdinPipe()
 	srvOut, _ := srv.StdoutPipe()

@@ -355,7 +355,12 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		case late && !f.unclear:
 			// Look again, at the best rate that arrived so far:
 			// the rate of this sample may be well above the path's.
-			f.unclear = true
+			// If that arrives, the path may be full at it: probe
+			// above it (near) rather than step (a report held up
+			// behind the other direction's start-up in a test both
+			// ways, a round trip of 100 ms, would hold each step
+			// for that long, and the queue cannot take it twice).
+			f.unclear, f.near = true, true
 			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
 		case whole && f.probed:
 			// The probe above a rate the path seemed to be full at
