@@ -246,3 +246,29 @@ func TestFastControlNoisyStart(t *testing.T) {
 		}
 	}
 }
+
+// TestReportGrid: our receiver's early reports keep to their grid: one per
+// slot, a slot whose tick was dropped (the loop was late) is reported at
+// the next tick, a tick early in its slot sends nothing more, and a stall
+// longer than fcMaxCatchUp slots starts the grid over.
+func TestReportGrid(t *testing.T) {
+	t.Parallel()
+	base := time.Unix(1000, 0)
+	g := newReportGrid(base)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	for _, step := range []struct {
+		ms, want int
+	}{
+		{10, 1}, {20, 1}, {31, 1}, // on time, a little late
+		{52, 2},  // the tick of slot 4 was dropped
+		{55, 0},  // a tick delivered late, its slot already reported
+		{60, 1},  // back on the grid
+		{75, 1},  // late within its slot
+		{500, 1}, // a long stall: the grid starts over
+		{510, 1}, // and goes on from there
+	} {
+		if got := g.due(at(step.ms)); got != step.want {
+			t.Errorf("at %d ms: %d reports due, want %d", step.ms, got, step.want)
+		}
+	}
+}
