@@ -243,6 +243,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	// udpFastStatus: only our sender reads reports that come early.
 	oursC := early.ours
 	var fastC <-chan time.Time
+	var grid reportGrid
 	var seq uint32
 	var lastRx, lastLost, lastStartLost, lastTxPkts, lastRxPkts uint64
 	sendStatus := func(now time.Time) error {
@@ -289,13 +290,19 @@ loop:
 			}
 		case <-oursC:
 			oursC = nil
+			grid = newReportGrid(time.Now())
 			ft := time.NewTicker(udpFastStatus)
 			defer ft.Stop()
 			fastC = ft.C
 		case now := <-fastC:
-			if err := sendStatus(now); err != nil {
-				cancel(e.endCause(err))
-				break loop
+			// One report per slot of the grid, none skipped: a tick
+			// dropped while this loop was late becomes a report sent
+			// at once (see reportGrid).
+			for range grid.due(time.Now()) {
+				if err := sendStatus(now); err != nil {
+					cancel(e.endCause(err))
+					break loop
+				}
 			}
 		case <-early.kick:
 			now := time.Now()

@@ -114,6 +114,7 @@ type fastControl struct {
 	fromLag  time.Duration // reportLag at the sample's start
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
+	probed   bool          // a sample went a quarter above a near one
 
 	est          uint64 // the path's rate, bit/s
 	maxBw        uint64 // best rate that arrived in the start-up
@@ -126,13 +127,16 @@ type fastControl struct {
 	lossHist     [4]uint64 // per mille, recent cycles
 	lossN        int
 	drainStarted time.Time
-	drainBw      uint64 // best rate that arrived while draining
-	fullBw       uint64 // what arrived in the sample that ended the start-up
-	peak         uint64 // the rate's recent best, fading 2% per cycle
-	probeRate    uint64 // the rate of the current probe
-	dipProbe     bool   // the probe goes back towards the recent best
-	probeCapped  bool   // the probe was held to fcProbeExtra<<probeShift
-	probeShift   uint   // 1 after a held probe arrived whole
+	drainBytes   uint64        // what arrived in drain samples that drained
+	drainSpan    time.Duration // and over how long
+	creepTo      uint64        // how far clean cycles may raise est (0: no bound yet)
+	fullBw       uint64        // what arrived in the sample that ended the start-up
+	peak         uint64        // the rate's recent best, fading 2% per cycle
+	probeRate    uint64        // the rate of the current probe
+	dipProbe     bool          // the probe goes back towards the recent best
+	probeCapped  bool          // the probe was held to fcProbeExtra<<probeShift
+	probeShift   uint          // 1 after a held probe arrived whole
+	cut          bool          // the cycle's backlog cut the rate (queueGrew)
 
 	// The backlog: bytes sent and not (yet) reported, sent - rcvd. It
 	// holds what is on its way, what waits in the path's queue and what
@@ -210,6 +214,24 @@ var fcGains = [8]uint64{125, 70, 99, 99, 99, 99, 99, 99}
 // the one before.
 const fcQueueFrom = 3
 
+// fcCreepPM is how much a clean cruise cycle raises the rate, per mille.
+const fcCreepPM = 3
+
+// measured takes v as the path's rate, measured as what it delivered
+// while a queue built: clean cycles may raise it by 1% (creepTo).
+func (f *fastControl) measured(v uint64) {
+	f.est, f.creepTo = v, v+v/100
+}
+
+// raised takes v, more than the rate, from a probe that found room: the
+// path's rate is not known (creepTo 0) until the next cut.
+func (f *fastControl) raised(v uint64) {
+	f.est = v
+	if v > f.creepTo {
+		f.creepTo = 0
+	}
+}
+
 // fcCruisePhase is how long one gain of the cycle lasts.
 const fcCruisePhase = 100 * time.Millisecond
 
@@ -248,7 +270,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	f.maxGap = max(f.maxGap, gap)
 	f.bunched = f.bunched || gap < udpFastStatus/4
 	span := now.Sub(f.from)
-	need := max(25*time.Millisecond, gap*5/2)
+	need := max(15*time.Millisecond, gap*3/2)
 	if f.state == fcCruise {
 		need = max(fcCruisePhase, 4*gap)
 	}
@@ -269,6 +291,20 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		}
 	}
 	got := mulDiv(gotBytes, 8*uint64(time.Second), uint64(span))
+	gspan := span // what got is rated over
+	if f.state != fcCruise {
+		// The start-up's short samples are rated over the receiver's
+		// own span: its reports go on a grid of udpFastStatus (one
+		// per slot, none skipped), so the span they cover is the
+		// arrival span less how much later the last came than the
+		// first. Reports that wait on their way back, behind the other
+		// direction's traffic in a test both ways (a queue that grows
+		// at every start-up step), would otherwise make the path look
+		// full at a fraction of its rate, and reports bunched after
+		// such a wait make it look faster than it is.
+		gspan = min(max(span-(lag-f.fromLag), span/2), 2*span)
+		got = mulDiv(gotBytes, 8*uint64(time.Second), uint64(gspan))
+	}
 	sentBytes := sent - f.fromSent
 	sentRate := mulDiv(sentBytes, 8*uint64(time.Second), uint64(span))
 	// Reports held up on the way (a busy receiver, a full queue on the
@@ -276,12 +312,22 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	// ways) make a sample's got too low, and the next one's, where they
 	// arrive together, too high. The cruise allows for reports held up
 	// on the way back (reportLag) and needs no more than that.
-	late := f.maxGap > 4*udpFastStatus || f.bunched && f.state != fcCruise
+	late := f.maxGap > 4*udpFastStatus
+	if f.state != fcCruise {
+		// The start-up's samples span two or three reports: one that
+		// came a report's interval late, or bunched, may be a receiver
+		// that got no CPU for a while (on a small machine running both
+		// ends), whose count then fell behind what arrived. Rated on
+		// the grid, held-up reports are fine; a starved receiver is
+		// not, and the two look alike.
+		dl := lag - f.fromLag
+		late = late || f.bunched || f.maxGap > udpFastStatus*5/2 || dl > udpFastStatus || dl < -udpFastStatus
+	}
 	// A sender that could not keep up with its own rate (a busy CPU)
 	// says nothing about the path beyond what it sent.
 	appLimited := sentRate*100 < f.rate*85
 	if f.trace != nil {
-		f.trace("state %d got %d sent %d rate %d est %d span %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, gap, f.rtt())
+		f.trace("state %d got %d sent %d rate %d est %d span %v lag %v gap %v rtt %v", f.state, got/1e6, sentRate/1e6, f.rate/1e6, f.est/1e6, span, lag-f.fromLag, gap, f.rtt())
 	}
 	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched, f.fromLag = true, now, sent, 0, 0, false, lag
 	switch f.state {
@@ -292,18 +338,45 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 		if !late {
 			f.maxBw = max(f.maxBw, got)
 		}
-		full := got*100 < sentRate*70 && sentRate >= udpStartRate/2
+		// What was sent is judged at the rate asked at most (and a
+		// little more): a pacer that caught up in the sample's short
+		// span sent a burst the path may still be queueing.
+		ref := min(sentRate, f.rate+f.rate/20)
+		whole := got*100 >= ref*90
+		full := got*100 < ref*70 && sentRate >= udpStartRate/2
 		switch {
 		case appLimited && !full:
 			// look again at the same rate
+		case late && !f.unclear && whole:
+			// Reports held up on the way back, and rated on the
+			// receiver's grid, show that all of it arrived: look
+			// again at the same rate (a stalled receiver's late
+			// report may have counted more than its slot).
 		case late && !f.unclear:
 			// Look again, at the best rate that arrived so far:
 			// the rate of this sample may be well above the path's.
-			f.unclear = true
+			// If that arrives, the path may be full at it: probe
+			// above it (near) rather than step (a report held up
+			// behind the other direction's start-up in a test both
+			// ways, a round trip of 100 ms, would hold each step
+			// for that long, and the queue cannot take it twice).
+			f.unclear, f.near = true, true
 			f.setRate(now, min(f.rate, max(f.maxBw, udpStartRate)))
-		case got*100 >= sentRate*90 && !f.near:
+		case whole && f.probed:
+			// The probe above a rate the path seemed to be full at
+			// arrived: that was a noisy sample, search on.
+			f.unclear, f.near, f.probed = false, false, false
+			f.setRate(now, min(2*f.rate, startStep(got)))
+		case whole && !f.near:
 			f.unclear = false
 			f.setRate(now, min(2*f.rate, startStep(got)))
+		case whole && !f.probed:
+			// The path took what arrived of the sample before, which
+			// may have been a noisy one (a few milliseconds of a busy
+			// machine in a sample of 20): probe a quarter above it
+			// before taking it as the path's rate.
+			f.probed = true
+			f.setRate(now, got/4*5)
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
 			// should not hold more for another sample.
@@ -320,9 +393,14 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/100*fcGains[2]))
 		}
 	case fcDrain:
-		// While the path's queue drains it delivers at its own rate.
-		if !late && got > sentRate {
-			f.drainBw = max(f.drainBw, got)
+		// While the path's queue drains it delivers at its own rate:
+		// the mean of the samples that show it (half as much again as
+		// is sent, which is about half the best rate: the best of them
+		// would take the one a receiver's late report made the
+		// longest, and one in which the queue ran dry shows less).
+		if !late && got*2 > sentRate*3 {
+			f.drainBytes += gotBytes
+			f.drainSpan += gspan
 		}
 		if got*10 <= sentRate*11 || now.Sub(f.drainStarted) > 200*time.Millisecond {
 			f.state, f.phase, f.cycStart = fcCruise, len(fcGains)-1, now
@@ -331,7 +409,11 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// drain before a drain sample ends, so that one may be
 			// short of the path's rate: take the drain's, or 95% of
 			// the other when it is more; probes find what is left.
-			f.est = min(f.maxBw, max(f.fullBw/100*95, f.drainBw))
+			var drainBw uint64
+			if f.drainSpan > 0 {
+				drainBw = mulDiv(f.drainBytes, 8*uint64(time.Second), uint64(f.drainSpan))
+			}
+			f.est, f.creepTo = min(f.maxBw, max(f.fullBw/100*95, drainBw)), 0
 			f.peak = f.est
 			f.rate = max(f.est, f.floor)
 			f.dmin = ^uint64(0)
@@ -466,15 +548,15 @@ func (f *fastControl) judgeProbe(got uint64, late bool) (whole bool) {
 	case f.dipProbe && g*10 >= f.probeRate*9:
 		// A probe back towards the recent best arrived: the dip (a
 		// receiver busy for a moment) is over.
-		f.est = g
+		f.raised(g)
 	case g >= f.est+e/10*8 && held:
-		f.est = g
+		f.raised(g)
 		f.probeShift = min(f.probeShift+1, 1)
 	case g >= f.est+e/10*8:
 		f.probeGot = g
 		return true
 	case g >= f.est+e/10*4:
-		f.est += e / 5
+		f.raised(f.est + e/5)
 	}
 	return false
 }
@@ -484,8 +566,8 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 	if f.trace != nil {
 		f.trace("restart from %d", got/1e6)
 	}
-	f.state, f.maxBw, f.fullBw, f.drainBw = fcStartup, got, 0, 0
-	f.unclear, f.near, f.haveCycD = false, false, false
+	f.state, f.maxBw, f.fullBw, f.drainBytes, f.drainSpan = fcStartup, got, 0, 0, 0
+	f.unclear, f.near, f.probed, f.haveCycD = false, false, false, false
 	f.cycGot, f.cycSent = 0, 0
 	// One probe's step above what arrived first: the start-up's steps
 	// follow once that arrives too.
@@ -507,7 +589,8 @@ func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
 		return
 	}
 	sentRate := f.est / 100 * fcGains[to]
-	f.est = max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor)
+	f.measured(max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor))
+	f.cut = true
 	// Later phases compare with the backlog at the new rate.
 	for k := range f.phaseD {
 		if k != to {
@@ -565,11 +648,63 @@ func (f *fastControl) endCycle(now time.Time) {
 	if lossPM > base+30 {
 		// The path no longer takes the rate: start over from what it
 		// took in this cycle.
-		f.est = max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor)
+		f.measured(max(mulDiv(f.cycGot, 8*uint64(time.Second), uint64(max(now.Sub(f.cycStart), time.Millisecond))), f.floor))
 	} else {
 		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
+		if !f.cut && lossPM <= base && valid {
+			// A clean cycle: the rate creeps up by fcCreepPM, to 1%
+			// above what was last measured (measured). A cut leaves it at what
+			// the path delivered while a queue built, which may be
+			// a little under the path's rate (the loss of a full
+			// queue counts in it), and a probe sees only room of a
+			// tenth and more: without the creep the steady phases
+			// (99%) would stay a percent or two under the path for
+			// good. With it they reach what the path delivered, and
+			// no more: a queue the backlog is too coarse to see
+			// would grow until the path drops.
+			up := f.est + mulDiv(f.est, fcCreepPM, 1000)
+			if f.creepTo > 0 {
+				up = min(up, max(f.est, f.creepTo))
+			}
+			f.est = up
+		}
 	}
+	f.cut = false
 	f.cycGot, f.cycSent, f.cycStart = 0, 0, now
 	f.lagMinPrev, f.lagMin = f.lagMin, maxLag
 	f.peak = max(f.est, f.peak-f.peak/50)
+}
+
+// reportGrid keeps our receiver's early reports on their grid: report k
+// goes at the first moment after k*udpFastStatus since the grid began,
+// exactly one per slot. The sender rates its start-up samples by the slots
+// they span (fastControl.reportLag), not by when the reports arrived, so a
+// slot must never be skipped. A time.Ticker drops the ticks a late reader
+// misses; those slots' reports go at the next tick instead, the first
+// with what arrived meanwhile and the others with nothing.
+type reportGrid struct {
+	base time.Time
+	sent int64
+}
+
+// fcMaxCatchUp bounds the reports sent at once after a stall; beyond it
+// the grid starts over (the sender sees a stall that long as such).
+const fcMaxCatchUp = 10
+
+func newReportGrid(base time.Time) reportGrid { return reportGrid{base: base} }
+
+// due returns how many reports are due at now: the slots passed since the
+// last one was sent (0 when a late tick's slot already had its report).
+func (g *reportGrid) due(now time.Time) int {
+	k := int64(now.Sub(g.base) / udpFastStatus)
+	d := k - g.sent
+	if d > fcMaxCatchUp {
+		g.sent = k
+		return 1
+	}
+	if d <= 0 {
+		return 0
+	}
+	g.sent = k
+	return int(d)
 }
