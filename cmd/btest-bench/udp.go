@@ -19,8 +19,8 @@ import (
 // packet size (-l 1472 for tx_size 1500). Where both our sides use GSO and
 // GRO and iperf3 has them (3.20+), iperf3 runs with --gsro as well.
 // Throughput is goodput: UDP payload the receiving side counted, as iperf3
-// reports it. Loss is over the whole run, the first second (our senders
-// start at line rate) included. Each of our runs gets a server of its own,
+// reports it. Loss is over the whole run, the start-up (our unlimited
+// senders search for the path's rate) included. Each of our runs gets a server of its own,
 // so a variant can switch a feature off in the server's environment.
 func init() {
 	for _, c := range []struct {
