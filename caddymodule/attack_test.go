@@ -13,6 +13,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // The attacks of core's attack suite, against the Caddy app built from
@@ -26,7 +27,14 @@ import (
 const legitSpeed = 100_000_000
 
 func TestCaddyAttacks(t *testing.T) {
-	pt := newPorts(t)
+	// In a process of its own, beside the package's other tests: what it
+	// measures is its own Caddy's memory, goroutines and descriptors, and
+	// its floods' thousand goroutines would starve the other tests'
+	// clients in a shared process.
+	if testutil.Isolate(t) {
+		return
+	}
+	pt := newPortsUDP(t, 8) // the status flood's tests come one at a time
 	p := startCaddy(t, pt.caddyfile("auth none", "progress_timeout 2s"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
 	pid := strconv.Itoa(p.cmd.Process.Pid)
 	legit := func(what string) {

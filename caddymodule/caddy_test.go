@@ -278,11 +278,16 @@ type ports struct {
 }
 
 func newPorts(t *testing.T) ports {
+	return newPortsUDP(t, 16)
+}
+
+// newPortsUDP is newPorts with n UDP ports (a process of Isolate has 12).
+func newPortsUDP(t *testing.T, n int) ports {
 	return ports{
 		admin: testPorts.TCPAddr(t),
 		btest: testPorts.TCPAddr(t),
 		http:  testPorts.TCPAddr(t),
-		udp:   testPorts.UDPRange(t, 16),
+		udp:   testPorts.UDPRange(t, n),
 	}
 }
 
