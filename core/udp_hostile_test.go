@@ -88,8 +88,11 @@ func TestUDPPortExhausted(t *testing.T) {
 	srv, addr, obs := startUDPServer(t, ServerConfig{UDPPortFirst: p, UDPPortLast: p + 1}, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
+	running := make(chan struct{}) // the first client is in its data phase
+	var once sync.Once
 	go func() {
-		_, err := RunClient(ctx, ClientConfig{Address: addr, UDP: true, RemoteTxSpeed: 1_000_000})
+		_, err := RunClient(ctx, ClientConfig{Address: addr, UDP: true, RemoteTxSpeed: 1_000_000,
+			Interval: 100 * time.Millisecond, OnInterval: func(IntervalStats) { once.Do(func() { close(running) }) }})
 		first <- err
 	}()
 	if info := obs.startedInfo(t); info.UDPPort != p+1 {
@@ -105,6 +108,14 @@ func TestUDPPortExhausted(t *testing.T) {
 	}
 	if refs := obs.refusalList(); !slices.Contains(refs, RefusedUDPPorts) {
 		t.Fatalf("refusals %v, want %s", refs, RefusedUDPPorts)
+	}
+	// Ended in its data phase, the first test ends without an error (on
+	// a loaded machine it can still be reading the handshake's last word
+	// when the server has already counted it started).
+	select {
+	case <-running:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first test never reached its data phase")
 	}
 	cancel()
 	if err := <-first; err != nil {
