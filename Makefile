@@ -48,11 +48,11 @@ run: caddy
 # release tests (./packaging), and the rest. The Caddy app's tests drive a
 # Caddy built from cmd/xcaddy-build; make builds it beside the test
 # binaries (BTEST_CADDY), so its link does not hold up the tests' first
-# seconds the way building it inside the test run would. The release tests take longest (a
-# GoReleaser snapshot of 20 binaries), and they run none of our code
-# in-process (they check the release's files and run its binaries), so
-# they build without -race, which has nothing to watch there and would
-# make reading the archives ten times slower.
+# seconds the way building it inside the test run would. The release
+# tests take longest (a GoReleaser snapshot of 20 binaries), and they run
+# none of our code in-process (they check the release's files and run its
+# binaries), so they build without -race, which has nothing to watch
+# there and would make reading the archives ten times slower.
 # -ldflags=-s -w: no symbol table or DWARF in the test binaries, which cuts
 # a third off linking them (the Caddy app's is 90 MB); race reports and
 # panics still name every file and line (they read the pclntab).

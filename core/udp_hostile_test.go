@@ -89,10 +89,10 @@ func TestUDPPortExhausted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	running := make(chan struct{}) // the first client is in its data phase
-	var once sync.Once
+	inData := sync.OnceFunc(func() { close(running) })
 	go func() {
 		_, err := RunClient(ctx, ClientConfig{Address: addr, UDP: true, RemoteTxSpeed: 1_000_000,
-			Interval: 100 * time.Millisecond, OnInterval: func(IntervalStats) { once.Do(func() { close(running) }) }})
+			Interval: 100 * time.Millisecond, OnInterval: func(IntervalStats) { inData() }})
 		first <- err
 	}()
 	if info := obs.startedInfo(t); info.UDPPort != p+1 {
