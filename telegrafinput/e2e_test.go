@@ -201,8 +201,19 @@ func TestEndToEndTelegrafInfluxDB(t *testing.T) {
 			t.Errorf("telegraf logged an error from the input: %s", line)
 		}
 	}
-	for _, s := range []string{"W! [inputs.execd] " + server + " tcp receive: auth_failed", "I! [inputs.execd] btest-telegraf: 3 target(s)",
-		"I! [inputs.execd] btest-telegraf: stdin closed; stopping"} {
+	want := []string{"W! [inputs.execd] " + server + " tcp receive: auth_failed", "I! [inputs.execd] btest-telegraf: 3 target(s)",
+		"I! [inputs.execd] Process " + filepath.Join(bin, "btest-telegraf") + " shut down"}
+	// The input's last line ("stdin closed; stopping", which
+	// TestMainStdinRounds checks on the input itself) reaches Telegraf's log
+	// unless Telegraf's own race drops it: execd waits for the process
+	// and closes the stderr pipe it is still reading from, and says so.
+	const stopping = "I! [inputs.execd] btest-telegraf: stdin closed; stopping"
+	if strings.Contains(logs, "error reading stderr: read |0: file already closed") && !strings.Contains(logs, stopping) {
+		t.Logf("Telegraf closed the input's stderr before reading its last line (its race), so %q is not in its log", stopping)
+	} else {
+		want = append(want, stopping)
+	}
+	for _, s := range want {
 		if !strings.Contains(logs, s) {
 			t.Errorf("telegraf log lacks %q", s)
 		}
