@@ -9,7 +9,7 @@ BIN       := bin
 
 FORCE:
 
-.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-core test-caddy test-packages test-release release-snapshot test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-measured test-core test-caddy test-packages test-release release-snapshot test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -33,11 +33,16 @@ run: caddy
 # It first installs the outside parts the end-to-end tests drive (InfluxDB,
 # a slim Telegraf, ...; idempotent and cached), then requires them:
 # BTEST_E2E=1 turns a missing part into a failure instead of a skip.
-# The tests that measure rates, loss or time (the shaped-link test over a
-# bottleneck between two network namespaces, the rate and loss accuracy
-# checks) would measure the machine if the other packages' tests starved
-# them of CPU, so they run after them, alone, one run after the other
-# (beside each other, one's build starved the other's first seconds).
+# The tests that measure rates, loss or time (the rate and loss accuracy
+# checks, the shaped-link test over a bottleneck between two network
+# namespaces) would measure the machine if the other packages' tests
+# starved them of CPU. They need little CPU but need it when they ask, so
+# they run at the normal priority (test-measured) while everything else
+# runs beside them as SCHED_IDLE ($(BACKGROUND)): the kernel gives the idle
+# class only the CPU time that normal tasks leave, so the suite's builds
+# and tests soak up what the measuring tests leave unused instead of
+# waiting for them to finish. (Run after the rest, alone, they added half
+# a minute of a mostly idle machine to every run.)
 # The shaped-link test runs without -race: the race detector's fivefold
 # CPU per datagram made its peers' timing, which it measures, the
 # machine's (the same code runs under -race in core's loopback tests).
@@ -61,29 +66,35 @@ run: caddy
 # compiled again there, with and without -race: a minute of CPU).
 TESTBUILD ?= '-ldflags=-s -w' -trimpath
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
+# util-linux's chrt; nice where it is missing (a weaker step down).
+BACKGROUND ?= $(if $(shell command -v chrt),chrt --idle 0,nice -n 19)
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j8 test-core test-caddy test-packages test-release $(ALONE)/core.test
-	@$(MAKE) --no-print-directory test-alone test-shaped
+	@$(MAKE) --no-print-directory -j8 test-measured test-core test-caddy test-packages test-release
 
 # Test binaries built once for their runs: core's with and without -race
 # (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
-# bin/test/<package>[-race].test is the test binary of ./<package>.
+# bin/test/<package>[-race].test is the test binary of ./<package>. Core's
+# are built at the normal priority: the measuring tests wait for them.
 $(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALONE)/packaging.test: FORCE
-	$(GO) test -c $(if $(findstring -race.,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ \
+	$(if $(findstring /core,$@),,$(BACKGROUND)) $(GO) test -c $(if $(findstring -race.,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ \
 	  ./$(firstword $(subst -race, ,$(basename $(notdir $@))))
 
 $(ALONE)/caddy: FORCE
-	$(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
+	$(BACKGROUND) $(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
+
+# The tests that measure, at the normal priority, one step after the other
+# (-j1: the accuracy checks' CPU would be the shaped links' noise).
+test-measured: $(ALONE)/core-race.test $(ALONE)/core.test
+	@$(MAKE) --no-print-directory -j1 test-alone test-shaped
 
 test-core: $(ALONE)/core-race.test
-	cd core && BTEST_E2E=1 BTEST_ALONE=later ../$< -test.timeout 45m -test.parallel 8
+	cd core && BTEST_E2E=1 BTEST_ALONE=later $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/core (the tests that measure: test-alone, test-shaped)"
 
 # The tests that measure (measuresTiming in core): the rate and loss
 # accuracy checks, side by side (BTEST_ALONE=now), then the shaped links.
-# Their test binaries are built beside the suite, so that the machine is
-# theirs from their first second.
+# Alone they need no more than make test gives them (test-measured).
 test-alone: $(ALONE)/core-race.test
 	cd core && BTEST_E2E=1 BTEST_ALONE=now ../$< -test.timeout 10m -test.parallel 8 \
 	  -test.run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$'
@@ -92,20 +103,20 @@ test-shaped: $(ALONE)/core.test
 	cd core && BTEST_E2E=1 ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 
 test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
-	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) ../$< -test.timeout 45m -test.parallel 8
+	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/caddymodule"
 
 # The longest packages first: go test starts them in the order given.
 SLOWPKGS := ./telegrafinput ./core/ecsrp5 ./dashboard ./cmd/btest
 test-packages:
-	BTEST_E2E=1 $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
+	BTEST_E2E=1 $(BACKGROUND) $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
 	  $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$' $(patsubst ./%,-e '/%$$',$(SLOWPKGS)))
 
 # The release tests check a snapshot of the tree as it is. make builds it
 # first, beside the test binaries, unless dist/ already holds a snapshot of
 # HEAD and no tracked file has changed, and tells the tests it is current.
 test-release: $(ALONE)/packaging.test release-snapshot
-	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 ../$< -test.timeout 45m -test.parallel 8
+	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/packaging"
 
 release-snapshot:
@@ -114,7 +125,7 @@ release-snapshot:
 	  echo "dist/ is a snapshot of HEAD"; \
 	else \
 	  echo "make release (log: $(ALONE)/release.log)"; mkdir -p $(ALONE); \
-	  $(MAKE) --no-print-directory release > $(ALONE)/release.log 2>&1 || { cat $(ALONE)/release.log; exit 1; }; \
+	  $(BACKGROUND) $(MAKE) --no-print-directory release > $(ALONE)/release.log 2>&1 || { cat $(ALONE)/release.log; exit 1; }; \
 	fi
 
 # The README's dashboard picture, from the browser test (chromium).
