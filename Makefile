@@ -37,12 +37,15 @@ run: caddy
 # checks, the shaped-link test over a bottleneck between two network
 # namespaces) would measure the machine if the other packages' tests
 # starved them of CPU. They need little CPU but need it when they ask, so
-# they run at the normal priority (test-measured) while everything else
-# runs beside them as SCHED_IDLE ($(BACKGROUND)): the kernel gives the idle
-# class only the CPU time that normal tasks leave, so the suite's builds
-# and tests soak up what the measuring tests leave unused instead of
-# waiting for them to finish. (Run after the rest, alone, they added half
-# a minute of a mostly idle machine to every run.)
+# they run from the start in the real-time class at its lowest priority
+# ($(MEASURE): SCHED_RR 1), which takes a CPU from ordinary tasks as soon
+# as it wakes, while everything else runs beside them as usual and gets
+# what they leave. (Run after the rest, alone, they added half a minute of
+# a mostly idle machine to every run. Running the rest in the idle class
+# instead starved it whenever another program kept the CPUs busy: a
+# `make run` with a test in another terminal held up an attack test's
+# attacker for seconds.) Without the right to real-time scheduling, the
+# rest runs in the idle class ($(BACKGROUND)).
 # The shaped-link test runs without -race: the race detector's fivefold
 # CPU per datagram made its peers' timing, which it measures, the
 # machine's (the same code runs under -race in core's loopback tests).
@@ -66,8 +69,8 @@ run: caddy
 # compiled again there, with and without -race: a minute of CPU).
 TESTBUILD ?= '-ldflags=-s -w' -trimpath
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
-# util-linux's chrt; nice where it is missing (a weaker step down).
-BACKGROUND ?= $(if $(shell command -v chrt),chrt --idle 0,nice -n 19)
+MEASURE    ?= $(if $(shell chrt --rr 1 true 2>/dev/null && echo y),chrt --rr 1)
+BACKGROUND ?= $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
 ALONE     := $(BIN)/test
 test: test-deps
 	@$(MAKE) --no-print-directory -j8 test-measured test-core test-caddy test-packages test-release
@@ -75,7 +78,7 @@ test: test-deps
 # Test binaries built once for their runs: core's with and without -race
 # (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
 # bin/test/<package>[-race].test is the test binary of ./<package>. Core's
-# are built at the normal priority: the measuring tests wait for them.
+# are built outside $(BACKGROUND): the measuring tests wait for them.
 $(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALONE)/packaging.test: FORCE
 	$(if $(findstring /core,$@),,$(BACKGROUND)) $(GO) test -c $(if $(findstring -race.,$@),$(filter -race,$(TESTFLAGS))) $(TESTBUILD) -o $@ \
 	  ./$(firstword $(subst -race, ,$(basename $(notdir $@))))
@@ -83,8 +86,8 @@ $(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALON
 $(ALONE)/caddy: FORCE
 	$(BACKGROUND) $(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
 
-# The tests that measure, at the normal priority, one step after the other
-# (-j1: the accuracy checks' CPU would be the shaped links' noise).
+# The tests that measure, one step after the other (-j1: the accuracy
+# checks' CPU would be the shaped links' noise).
 test-measured: $(ALONE)/core-race.test $(ALONE)/core.test
 	@$(MAKE) --no-print-directory -j1 test-alone test-shaped
 
@@ -96,11 +99,11 @@ test-core: $(ALONE)/core-race.test
 # accuracy checks, side by side (BTEST_ALONE=now), then the shaped links.
 # Alone they need no more than make test gives them (test-measured).
 test-alone: $(ALONE)/core-race.test
-	cd core && BTEST_E2E=1 BTEST_ALONE=now ../$< -test.timeout 10m -test.parallel 8 \
+	cd core && BTEST_E2E=1 BTEST_ALONE=now $(MEASURE) ../$< -test.timeout 10m -test.parallel 8 \
 	  -test.run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$'
 
 test-shaped: $(ALONE)/core.test
-	cd core && BTEST_E2E=1 ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
+	cd core && BTEST_E2E=1 $(MEASURE) ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 
 test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
 	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
