@@ -247,6 +247,28 @@ func TestFastControlNoisyStart(t *testing.T) {
 	}
 }
 
+// TestFastControlHighEntry: a cruise entered with an estimate a third
+// above the path (a drain sample that reports bunched after a stall made
+// look faster than the path) comes down before its probe, a quarter above
+// that, overflows the path's queue.
+func TestFastControlHighEntry(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	c := newRateControl(0, 1500, start, func() time.Duration { return time.Millisecond })
+	f := newFastControl(c.floor, 132e6, c.rtt, nil)
+	f.state, f.phase, f.est, f.peak, f.dmin = fcCruise, len(fcGains)-1, 132e6, 132e6, ^uint64(0)
+	c.fast, c.rate, c.reports = f, f.rate, 2
+	l := &linkSim{rate: 100e6, rnd: rand.New(rand.NewPCG(5, 6))}
+	l.run(c, start, 3*time.Second)
+	t.Logf("est %d bit/s, queue drops %.3f%%", f.est, float64(l.lost)/float64(l.sent)*100)
+	if l.lost > 0 {
+		t.Errorf("the queue dropped %d bytes (%.3f%%)", l.lost, float64(l.lost)/float64(l.sent)*100)
+	}
+	if f.est < 95e6 || f.est > 101e6 {
+		t.Errorf("the estimate is %d bit/s after 3 s on a 100 Mbit/s path", f.est)
+	}
+}
+
 // TestReportGrid: our receiver's early reports keep to their grid: one per
 // slot, a slot whose tick was dropped (the loop was late) is reported at
 // the next tick, a tick early in its slot sends nothing more, and a stall
