@@ -46,6 +46,19 @@ func (o *udpObserver) reportedTx() bool {
 	return false
 }
 
+// heardStatus says whether one of the server's intervals followed a
+// status message from the client.
+func (o *udpObserver) heardStatus() bool {
+	o.imu.Lock()
+	defer o.imu.Unlock()
+	for _, st := range o.intervals {
+		if st.RemoteCPU >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (o *udpObserver) takeIntervals() []IntervalStats {
 	o.imu.Lock()
 	defer o.imu.Unlock()
@@ -225,7 +238,9 @@ func TestUDPMatrix(t *testing.T) {
 						// start: run 1.5 s, and on until each side has
 						// a status from the other that counts some of its
 						// data (a loaded machine delays the first data
-						// past the first status), at most 30 s.
+						// past the first status, and the server's first
+						// status from the client past the client's
+						// first), at most 30 s.
 						ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 						defer stop()
 						sum, err := RunClient(ctx, ClientConfig{
@@ -234,7 +249,7 @@ func TestUDPMatrix(t *testing.T) {
 							LocalTxSpeed: mode.rate, RemoteTxSpeed: mode.rate,
 							Interval: 250 * time.Millisecond, udpHooks: capt.hooks,
 							OnInterval: func(s IntervalStats) {
-								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 &&
+								if s.Elapsed >= 1500*time.Millisecond && s.RemoteCPU >= 0 && obs.heardStatus() &&
 									(dir == Receive || s.TxBytes > 0) && (dir == Transmit || obs.reportedTx()) {
 									stop()
 								}
