@@ -524,8 +524,7 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 	if f.phase == 0 && f.cycSent > 0 {
 		f.endCycle(now)
 	}
-	switch {
-	case f.drainNext:
+	if f.drainNext {
 		// The rate was cut from above the path's: what it queued
 		// drains first, in the cycle's drain phase (which has no
 		// probe to judge), before the rest of the cycle or a probe

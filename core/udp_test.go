@@ -33,30 +33,23 @@ func (o *udpObserver) SessionInterval(_ SessionInfo, st IntervalStats) {
 	o.imu.Unlock()
 }
 
+// anyInterval says whether one of the server's intervals so far is ok.
+func (o *udpObserver) anyInterval(ok func(IntervalStats) bool) bool {
+	o.imu.Lock()
+	defer o.imu.Unlock()
+	return slices.ContainsFunc(o.intervals, ok)
+}
+
 // reportedTx says whether one of the server's intervals counts bytes it
 // sent, which the client's status reports.
 func (o *udpObserver) reportedTx() bool {
-	o.imu.Lock()
-	defer o.imu.Unlock()
-	for _, st := range o.intervals {
-		if st.TxBytes > 0 {
-			return true
-		}
-	}
-	return false
+	return o.anyInterval(func(st IntervalStats) bool { return st.TxBytes > 0 })
 }
 
 // heardStatus says whether one of the server's intervals followed a
 // status message from the client.
 func (o *udpObserver) heardStatus() bool {
-	o.imu.Lock()
-	defer o.imu.Unlock()
-	for _, st := range o.intervals {
-		if st.RemoteCPU >= 0 {
-			return true
-		}
-	}
-	return false
+	return o.anyInterval(func(st IntervalStats) bool { return st.RemoteCPU >= 0 })
 }
 
 func (o *udpObserver) takeIntervals() []IntervalStats {
