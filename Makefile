@@ -60,7 +60,8 @@ run: caddy
 # Caddy built from cmd/xcaddy-build; make builds it beside the test
 # binaries (BTEST_CADDY), so its link does not hold up the tests' first
 # seconds the way building it inside the test run would. The release
-# tests take longest (a GoReleaser snapshot of 20 binaries), and they run
+# tests take longest (a GoReleaser snapshot of 20 binaries: make starts
+# it first, as it is what the whole run waits for), and they run
 # none of our code in-process (they check the release's files and run its
 # binaries), so they build without -race, which has nothing to watch
 # there and would make reading the archives ten times slower.
@@ -72,12 +73,18 @@ run: caddy
 # compiled again there, with and without -race: a minute of CPU).
 TESTBUILD ?= '-ldflags=-s -w' -trimpath
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
-MEASURE    ?= $(if $(shell chrt --rr 1 true 2>/dev/null && echo y),taskset -c $(MEASURE_CPU) chrt --rr 1)
-MEASURE_CPU = $(shell echo $$(( $$(nproc) - 1 )))
-BACKGROUND ?= $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
+# Worked out once per make, not at each recipe that uses them: under load
+# every $(shell) takes a moment, and make expands recipes one at a time.
+MEASURE_CPU := $(shell echo $$(( $$(nproc) - 1 )))
+ifeq ($(origin MEASURE),undefined)
+MEASURE    := $(if $(shell chrt --rr 1 true 2>/dev/null && echo y),taskset -c $(MEASURE_CPU) chrt --rr 1)
+endif
+ifeq ($(origin BACKGROUND),undefined)
+BACKGROUND := $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
+endif
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j8 test-measured test-core test-caddy test-packages test-release
+	@$(MAKE) --no-print-directory -j8 test-release test-measured test-core test-caddy test-packages
 
 # Test binaries built once for their runs: core's with and without -race
 # (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
@@ -126,7 +133,7 @@ test-packages:
 # The release tests check a snapshot of the tree as it is. make builds it
 # first, beside the test binaries, unless dist/ already holds a snapshot of
 # HEAD and no tracked file has changed, and tells the tests it is current.
-test-release: $(ALONE)/packaging.test release-snapshot
+test-release: release-snapshot $(ALONE)/packaging.test
 	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/packaging"
 
