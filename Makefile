@@ -134,7 +134,7 @@ test-packages:
 # first, beside the test binaries, unless dist/ already holds a snapshot of
 # HEAD and no tracked file has changed, and tells the tests it is current.
 test-release: release-snapshot $(ALONE)/packaging.test
-	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
+	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8
 	@echo "ok  	github.com/btest-go/btest/packaging"
 
 release-snapshot:
