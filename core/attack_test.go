@@ -145,6 +145,7 @@ func stillServes(t *testing.T, addr string) {
 // many an attack makes.
 type tally struct {
 	mu       sync.Mutex
+	started  int
 	results  map[string]int
 	refusals map[RefusalReason]int
 	ended    []Summary // the last few
@@ -155,7 +156,38 @@ func newTally() *tally {
 }
 
 func (o *tally) observer() *Observer {
-	return &Observer{SessionEnded: o.sessionEnded, Refused: o.refused1}
+	return &Observer{SessionStarted: o.sessionStarted, SessionEnded: o.sessionEnded, Refused: o.refused1}
+}
+
+func (o *tally) sessionStarted(SessionInfo) {
+	o.mu.Lock()
+	o.started++
+	o.mu.Unlock()
+}
+
+// waitReported waits until every session that started has had its end
+// reported. The server frees a session's slot before it reports the end
+// (so an observer sees the server without it), so a test that saw
+// ActiveSessions reach 0 may still be ahead of the last reports.
+func (o *tally) waitReported(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o.mu.Lock()
+		ended := 0
+		for _, k := range o.results {
+			ended += k
+		}
+		started := o.started
+		o.mu.Unlock()
+		if ended >= started {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions started, %d ends reported", started, ended)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (o *tally) sessionEnded(_ SessionInfo, sum Summary, err error) {
@@ -308,6 +340,7 @@ func TestAttackStatusFloodServer(t *testing.T) {
 		t.Errorf("RSS grew by %d MiB under a status flood (bound %d MiB)", growth>>20, rssBound>>20)
 	}
 	waitIdle(t, srv)
+	rec.waitReported(t)
 	checkClamped(t, capt, rec)
 	settled(t, base)
 	stillServes(t, addr)
@@ -791,6 +824,7 @@ func TestAttackStalledReaders(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	obs.waitReported(t)
 	t.Logf("100 stalled readers: all ended %v after the last one opened (progress timeout %v); %d ended as stalled",
 		time.Since(opened).Round(time.Millisecond), timeout, obs.result("stalled"))
 	if n := obs.result("stalled"); n != 100 {
