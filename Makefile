@@ -2,7 +2,13 @@
 # example config); `make test` runs the whole suite.
 
 GO        ?= go
-GOBIN     := $(shell $(GO) env GOPATH)/bin
+# Worked out once, and handed to the sub-makes (make test runs three) in
+# the environment: under load every $(shell) takes a moment, and make
+# expands a recipe's, and its sub-make's, one after the other.
+ifeq ($(origin BTEST_GOPATH),undefined)
+export BTEST_GOPATH := $(shell $(GO) env GOPATH)
+endif
+GOBIN     := $(BTEST_GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 20s
 BIN       := bin
@@ -73,14 +79,11 @@ run: caddy
 # compiled again there, with and without -race: a minute of CPU).
 TESTBUILD ?= '-ldflags=-s -w' -trimpath
 TESTFLAGS ?= -race -count=1 -parallel 8 -p 4 $(TESTBUILD)
-# Worked out once per make, not at each recipe that uses them: under load
-# every $(shell) takes a moment, and make expands recipes one at a time.
-MEASURE_CPU := $(shell echo $$(( $$(nproc) - 1 )))
 ifeq ($(origin MEASURE),undefined)
-MEASURE    := $(if $(shell chrt --rr 1 true 2>/dev/null && echo y),taskset -c $(MEASURE_CPU) chrt --rr 1)
+export MEASURE := $(if $(shell chrt --rr 1 true 2>/dev/null && echo y),taskset -c $(shell echo $$(( $$(nproc) - 1 ))) chrt --rr 1)
 endif
 ifeq ($(origin BACKGROUND),undefined)
-BACKGROUND := $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
+export BACKGROUND := $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
 endif
 ALONE     := $(BIN)/test
 test: test-deps
@@ -97,10 +100,11 @@ $(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALON
 $(ALONE)/caddy: FORCE
 	$(BACKGROUND) $(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
 
-# The tests that measure, one step after the other (-j1: the accuracy
-# checks' CPU would be the shaped links' noise).
+# The tests that measure, one step after the other (the accuracy checks'
+# CPU would be the shaped links' noise).
 test-measured: $(ALONE)/core-race.test $(ALONE)/core.test
-	@$(MAKE) --no-print-directory -j1 test-alone test-shaped
+	$(RUN_ALONE)
+	$(RUN_SHAPED)
 
 test-core: $(ALONE)/core-race.test
 	cd core && BTEST_E2E=1 BTEST_ALONE=later $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
@@ -109,16 +113,18 @@ test-core: $(ALONE)/core-race.test
 # The tests that measure (measuresTiming in core): the rate and loss
 # accuracy checks, side by side (BTEST_ALONE=now), then the shaped links.
 # Alone they need no more than make test gives them (test-measured).
-test-alone: $(ALONE)/core-race.test
-	cd core && BTEST_E2E=1 BTEST_ALONE=now $(MEASURE) ../$< -test.timeout 10m -test.parallel 8 \
+RUN_ALONE = cd core && BTEST_E2E=1 BTEST_ALONE=now $(MEASURE) ../$(ALONE)/core-race.test -test.timeout 10m -test.parallel 8 \
 	  -test.run '^(TestTCPSpeedLimit|TestUDPRateLimit|TestUDPLossRelay|TestUDPAdaptation)$$'
+test-alone: $(ALONE)/core-race.test
+	$(RUN_ALONE)
 
 # The shaped cases one at a time (BTEST_SHAPED_SERIAL): side by side they
 # take a third of the time, but the measuring tests are not what make test
 # waits for, and one at a time their real-time peers take one CPU at most
 # from the rest of the suite and none from each other.
+RUN_SHAPED = cd core && BTEST_E2E=1 BTEST_SHAPED_SERIAL=1 $(MEASURE) ../$(ALONE)/core.test -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
 test-shaped: $(ALONE)/core.test
-	cd core && BTEST_E2E=1 BTEST_SHAPED_SERIAL=1 $(MEASURE) ../$< -test.timeout 10m -test.parallel 8 -test.run '^TestUDPShaped$$'
+	$(RUN_SHAPED)
 
 test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
 	cd caddymodule && BTEST_E2E=1 BTEST_CADDY=$(abspath $(ALONE)/caddy) $(BACKGROUND) ../$< -test.timeout 45m -test.parallel 8
@@ -190,7 +196,9 @@ lint: tools
 # GoReleaser reads the commit only after it read a remote URL; a clone
 # without a remote (CI's) gets the project's URL from the environment.
 GORELEASER_SKIP := docker,publish,sign,announce,sbom,validate
-GORELEASER_GIT  := $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/btest-go/btest.git)
+ifeq ($(origin GORELEASER_GIT),undefined)
+export GORELEASER_GIT := $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/btest-go/btest.git)
+endif
 release:
 	@bash scripts/install-goreleaser.sh >/dev/null
 	$(GORELEASER_GIT) $(GOBIN)/goreleaser release --snapshot --clean --skip=$(GORELEASER_SKIP)
