@@ -15,7 +15,7 @@ BIN       := bin
 
 FORCE:
 
-.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-measured test-core test-caddy test-packages test-release release-snapshot test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
+.PHONY: FORCE all build btest caddy telegraf-input run test test-deps test-measured test-core test-caddy test-packages test-norace test-release test-cross release-snapshot test-alone test-shaped test-short bench fuzz lint tools release screenshot clean
 
 all: build
 
@@ -87,7 +87,7 @@ export BACKGROUND := $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 
 endif
 ALONE     := $(BIN)/test
 test: test-deps
-	@$(MAKE) --no-print-directory -j8 test-release test-measured test-core test-caddy test-packages
+	@$(MAKE) --no-print-directory -j8 test-release test-measured test-core test-caddy test-packages test-norace test-cross
 
 # Test binaries built once for their runs: core's with and without -race
 # (the suite's, the accuracy checks', the shaped links'), the Caddy app's.
@@ -131,17 +131,32 @@ test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
 	@echo "ok  	github.com/btest-go/btest/caddymodule"
 
 # The longest packages first: go test starts them in the order given.
-SLOWPKGS := ./telegrafinput ./core/ecsrp5 ./dashboard ./cmd/btest
+SLOWPKGS := ./telegrafinput ./dashboard ./cmd/btest
 test-packages:
 	BTEST_E2E=1 $(BACKGROUND) $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
-	  $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$' $(patsubst ./%,-e '/%$$',$(SLOWPKGS)))
+	  $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$' $(patsubst ./%,-e '/%$$',$(SLOWPKGS) $(NORACEPKGS)))
+
+# Packages whose code one goroutine owns, tested without -race: the EC-SRP5
+# arithmetic shares nothing but a sync.OnceValue, the race detector has
+# nothing to watch there and multiplied its tests' CPU eightfold (a twelfth
+# of make test's), and core's tests run its handshakes concurrently under
+# -race.
+NORACEPKGS := ./core/ecsrp5
+test-norace:
+	BTEST_E2E=1 $(BACKGROUND) $(GO) test $(filter-out -race,$(TESTFLAGS)) -timeout 45m $(NORACEPKGS)
 
 # The release tests check a snapshot of the tree as it is. make builds it
 # first, beside the test binaries, unless dist/ already holds a snapshot of
 # HEAD and no tracked file has changed, and tells the tests it is current.
+# TestCrossTargets (go vet for every target) reads no release file, so it
+# runs beside the snapshot (test-cross), not after it.
 test-release: release-snapshot $(ALONE)/packaging.test
-	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8
+	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8 \
+	  $(if $(findstring test-cross,$(MAKECMDGOALS)),-test.skip '^TestCrossTargets$$')
 	@echo "ok  	github.com/btest-go/btest/packaging"
+
+test-cross: $(ALONE)/packaging.test
+	cd packaging && BTEST_E2E=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.run '^TestCrossTargets$$'
 
 release-snapshot:
 	@if git diff --quiet HEAD 2>/dev/null && test -f dist/checksums.txt && \
