@@ -85,7 +85,6 @@ endif
 ifeq ($(origin BACKGROUND),undefined)
 export BACKGROUND := $(if $(MEASURE),,$(if $(shell command -v chrt),chrt --idle 0,nice -n 19))
 endif
-AHEAD ?= $(if $(MEASURE),nice -n -4)
 ALONE     := $(BIN)/test
 test: test-deps
 	@$(MAKE) --no-print-directory -j8 test-release test-measured test-core test-caddy test-packages test-norace test-cross
@@ -152,7 +151,7 @@ test-norace:
 # TestCrossTargets (go vet for every target) reads no release file, so it
 # runs beside the snapshot (test-cross), not after it.
 test-release: release-snapshot $(ALONE)/packaging.test
-	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(AHEAD) $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8 \
+	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8 \
 	  $(if $(findstring test-cross,$(MAKECMDGOALS)),-test.skip '^TestCrossTargets$$')
 	@echo "ok  	github.com/btest-go/btest/packaging"
 
@@ -165,7 +164,7 @@ release-snapshot:
 	  echo "dist/ is a snapshot of HEAD"; \
 	else \
 	  echo "make release (log: $(ALONE)/release.log)"; mkdir -p $(ALONE); \
-	  $(AHEAD) $(BACKGROUND) $(MAKE) --no-print-directory release > $(ALONE)/release.log 2>&1 || { cat $(ALONE)/release.log; exit 1; }; \
+	  $(BACKGROUND) $(MAKE) --no-print-directory release > $(ALONE)/release.log 2>&1 || { cat $(ALONE)/release.log; exit 1; }; \
 	fi
 
 # The README's dashboard picture, from the browser test (chromium).
