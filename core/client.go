@@ -118,7 +118,7 @@ func (cc *clientConn) dial(ctx context.Context) error {
 	d := cc.dialer()
 	c, err := d.DialContext(ctx, "tcp", cc.addr)
 	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", cc.addr, err)
+		return fmt.Errorf("connecting to %s: %w", cc.addr, timeoutErr(err))
 	}
 	// Cancelling ctx during the handshake closes the socket, so no step
 	// outlives the caller.
@@ -278,7 +278,7 @@ func (cc *clientConn) dialSecondaries(ctx context.Context) ([]net.Conn, error) {
 			d := cc.dialer()
 			c, err := d.DialContext(ctx, "tcp", cc.addr)
 			if err != nil {
-				errs[i] = fmt.Errorf("connecting secondary %d: %w", i+1, err)
+				errs[i] = fmt.Errorf("connecting secondary %d: %w", i+1, timeoutErr(err))
 				return
 			}
 			cc.step(c)
