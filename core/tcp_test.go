@@ -389,7 +389,12 @@ func TestECSRP5(t *testing.T) {
 				t.Fatal(err)
 			}
 			ss, _ := rec.waitEnded(t)
-			if sum.Connections != tc.n || ss.TxBytes+ss.RxBytes == 0 || sum.Proto.String() != proto {
+			// Each receiver counted data: what a UDP sender reports
+			// as sent comes from the other side's status, which a
+			// loaded machine may delay past a short test's first
+			// report.
+			flowed := (tc.dir == Transmit || sum.RxBytes > 0) && (tc.dir == Receive || ss.RxBytes > 0)
+			if sum.Connections != tc.n || !flowed || sum.Proto.String() != proto {
 				t.Fatalf("no data after ec-srp5: client %+v server %+v", sum, ss)
 			}
 			rec.mu.Lock()
