@@ -393,8 +393,23 @@ func TestCaddyExample(t *testing.T) {
 	t.Run("udp transmit", func(t *testing.T) {
 		c := base
 		c.UDP, c.Direction, c.LocalTxSpeed = true, core.Transmit, 10e6
-		if s := runClient(t, c); s.TxBytes == 0 {
-			t.Fatal("no bytes sent")
+		// A UDP sender's tx is what the server reported receiving: run
+		// until a report counted some (a loaded machine may delay the
+		// data past the first report), 15 s at most.
+		ctx, stop := context.WithTimeout(context.Background(), 15*time.Second)
+		defer stop()
+		c.Duration = 0
+		c.OnInterval = func(s core.IntervalStats) {
+			if s.Elapsed >= 1500*time.Millisecond && s.TxBytes > 0 {
+				stop()
+			}
+		}
+		s, err := core.RunClient(ctx, c)
+		if err != nil {
+			t.Fatalf("udp transmit test: %v", err)
+		}
+		if s.TxBytes == 0 {
+			t.Fatal("the server reported no bytes received")
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
