@@ -149,13 +149,17 @@ func (l *Lab) Shape(rate uint64, delay time.Duration, lossPct float64) error {
 
 // Stats returns what the qdiscs of one end (ns A or B) report, with the
 // namespace's UDP counters (a receiver's socket that overflowed shows in
-// RcvbufErrors, not in the qdisc), for logs.
+// RcvbufErrors, not in the qdisc) and the veth's own counters (a packet
+// the kernel dropped between the qdisc and the socket, when the receiving
+// CPU's backlog overflowed, shows there as dropped), for logs.
 func (l *Lab) Stats(ns string) string {
 	dev := l.devA
 	if ns == l.B {
 		dev = l.devB
 	}
 	out, _ := exec.Command("tc", "-n", ns, "-s", "qdisc", "show", "dev", dev).CombinedOutput()
+	link, _ := exec.Command("ip", "-n", ns, "-s", "link", "show", "dev", dev).CombinedOutput()
+	out = append(out, link...)
 	snmp, _ := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").Output()
 	for line := range strings.Lines(string(snmp)) {
 		if strings.HasPrefix(line, "Udp:") {
