@@ -2,7 +2,7 @@
 # example config); `make test` runs the whole suite.
 
 GO        ?= go
-# Worked out once, and handed to the sub-makes (make test runs three) in
+# Worked out once, and handed to the sub-makes (make test runs two) in
 # the environment: under load every $(shell) takes a moment, and make
 # expands a recipe's, and its sub-make's, one after the other.
 ifeq ($(origin BTEST_GOPATH),undefined)
@@ -60,9 +60,9 @@ run: caddy
 # machine's (the same code runs under -race in core's loopback tests).
 # -parallel 8 and -p 4: most tests wait on sockets and timers, not the CPU,
 # so more tests and packages than the machine's cores run at once.
-# Four go test runs start at once, so that the longest packages do not
+# The go test runs start at once, so that the longest packages do not
 # wait for the others' test binaries to link: core, the Caddy app, the
-# release tests (./packaging), and the rest. The Caddy app's tests drive a
+# release tests (./packaging), EC-SRP5 (test-norace), and the rest. The Caddy app's tests drive a
 # Caddy built from cmd/xcaddy-build; make builds it beside the test
 # binaries (BTEST_CADDY), so its link does not hold up the tests' first
 # seconds the way building it inside the test run would. The release
