@@ -155,8 +155,8 @@ test-norace:
 # The release tests check a snapshot of the tree as it is. make builds it
 # first, beside the test binaries, unless dist/ already holds a snapshot of
 # HEAD and no tracked file has changed, and tells the tests it is current.
-# TestCrossTargets (go vet for the release's targets) reads no release file, so it
-# runs beside the snapshot (test-cross), not after it.
+# TestCrossTargets (go vet for the release's targets) reads no release
+# file, so it runs beside the snapshot (test-cross), not after it.
 test-release: release-snapshot $(ALONE)/packaging.test
 	cd packaging && BTEST_E2E=1 BTEST_DIST_CURRENT=1 $(BACKGROUND) ../$(ALONE)/packaging.test -test.timeout 45m -test.parallel 8 \
 	  $(if $(findstring test-cross,$(MAKECMDGOALS)),-test.skip '^TestCrossTargets$$')
