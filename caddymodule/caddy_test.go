@@ -120,6 +120,7 @@ func startCaddy(t *testing.T, config, adapter, admin string, env []string, ready
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"))
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	testutil.DieWithTest(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -628,6 +628,7 @@ func idleFlood(addr string, n int, stop <-chan struct{}) func() int {
 func attackerProcess(t *testing.T, attack, addr string, n int) func() string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
+	testutil.DieWithTest(cmd)
 	cmd.Env = append(os.Environ(), "BTEST_ATTACKER="+attack+","+addr+","+strconv.Itoa(n))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/btest-go/btest/core"
 	"github.com/btest-go/btest/internal/testserver"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // The end-to-end test runs real components on loopback: the slim Telegraf
@@ -129,6 +130,7 @@ func TestEndToEndTelegrafInfluxDB(t *testing.T) {
 	cmd.WaitDelay = 20 * time.Second
 	var tout, terrs syncBuffer
 	cmd.Stdout, cmd.Stderr = &tout, &terrs
+	testutil.DieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +352,7 @@ bind-address = "127.0.0.1:%d"
 	confPath := filepath.Join(dir, "influxdb.conf")
 	writeFile(t, confPath, conf)
 	cmd := exec.Command(influxd, "run", "-config", confPath)
+	testutil.DieWithTest(cmd)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -67,6 +67,7 @@ func start(t *testing.T, d time.Duration) *proc {
 	p := &proc{cmd: exec.Command(binary, "-config", conf), stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{},
 		exited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	testutil.DieWithTest(p.cmd)
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

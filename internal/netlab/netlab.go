@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // ErrNoNetem is returned by Shape when the kernel has no sch_netem.
@@ -186,7 +188,9 @@ func (l *Lab) Command(ns, name string, args ...string) *exec.Cmd {
 		prio = []string{"chrt", "--rr", "10"}
 	}
 	argv := append(append(prio, "ip", "netns", "exec", ns, name), args...)
-	return exec.Command(argv[0], argv[1:]...)
+	c := exec.Command(argv[0], argv[1:]...)
+	testutil.DieWithTest(c)
+	return c
 }
 
 // realtime reports whether this process may start programs under the

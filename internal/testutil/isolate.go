@@ -61,6 +61,7 @@ func Isolate(t *testing.T) (parent bool) {
 	}
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), isolatedEnv+"="+t.Name(), slotEnv+"="+strconv.Itoa(slot))
+	DieWithTest(cmd)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("ran alone in a process of its own for %v:\n%s", time.Since(start).Round(time.Millisecond), out)
