@@ -124,7 +124,7 @@ func TestFastControl(t *testing.T) {
 		both    bool
 		queue   uint64
 	}{{10e6, 0, false, 0}, {100e6, 0, false, 0}, {1e9, 0, false, 0}, {10e9, 0, false, 0}, {100e6, 1, false, 0}, {1e9, 1, false, 0},
-		{10e6, 0, true, 0}, {100e6, 0, true, 0}, {30e9, 0, false, udpSocketBuffer}} {
+		{10e6, 0, true, 0}, {100e6, 0, true, 0}, {1e9, 0, true, 0}, {30e9, 0, false, udpSocketBuffer}} {
 		name := fmt.Sprintf("%d/%g%%", tc.rate, tc.lossPct)
 		if tc.both {
 			name += "/both"
