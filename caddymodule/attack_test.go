@@ -26,6 +26,10 @@ import (
 // for the test's length, starving the package's other tests.
 const legitSpeed = 100_000_000
 
+// TestAttackerProcess is the attacker of testutil.AttackerProcess; it
+// does nothing unless an attack test started it.
+func TestAttackerProcess(t *testing.T) { testutil.RunAttacker(t) }
+
 func TestCaddyAttacks(t *testing.T) {
 	// In a process of its own, beside the package's other tests: what it
 	// measures is its own Caddy's memory, goroutines and descriptors, and
@@ -99,41 +103,31 @@ func TestCaddyAttacks(t *testing.T) {
 	})
 
 	t.Run("idle connections", func(t *testing.T) {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for range 1000 {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					c, err := net.DialTimeout("tcp", pt.btest, time.Second)
-					if err != nil {
-						time.Sleep(100 * time.Millisecond)
-						continue
-					}
-					go func() { <-stop; c.Close() }()
-					io.Copy(io.Discard, c)
-					c.Close()
-					time.Sleep(time.Second)
-				}
-			})
+		stop := testutil.AttackerProcess(t, "idle", pt.btest, 1000)
+		// The legitimate test starts once the flood has filled its
+		// source's share, so that it runs beside a full one. (Once,
+		// with the flood's thousand goroutines in this process on a
+		// loaded machine, the client read nothing for 2 s and Caddy
+		// ended its test as stalled: the attacker is another program,
+		// as a real one is.)
+		refusals := func() float64 {
+			return metric(p.metrics(t), "caddy_btest_refusals_total", `reason="too_many_handshakes_per_source"`)
 		}
-		time.Sleep(time.Second)
+		for deadline := time.Now().Add(20 * time.Second); refusals() < 1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the flood was never refused per source (attacker: %s)", stop())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		start := time.Now()
 		sum := runClient(t, core.ClientConfig{Address: pt.btest, LocalAddress: "127.0.0.2", Direction: core.Both, Duration: 2 * time.Second,
 			LocalTxSpeed: legitSpeed, RemoteTxSpeed: legitSpeed})
 		took := time.Since(start)
 		_, siteErr := getSite("http://"+pt.http, 5*time.Second)
-		close(stop)
-		wg.Wait()
-		t.Logf("2 s test from 127.0.0.2 beside 1,000 idle connections from 127.0.0.1: took %v, rx %d B", took.Round(time.Millisecond), sum.RxBytes)
+		t.Logf("2 s test from 127.0.0.2 beside 1,000 idle connections from 127.0.0.1: took %v, rx %d B; %s", took.Round(time.Millisecond), sum.RxBytes, stop())
 		if took > 6*time.Second || siteErr != nil {
 			t.Fatalf("test took %v; site: %v", took, siteErr)
 		}
-		p.waitMetric(t, "flood refused per source", func(v float64) bool { return v >= 1 }, "caddy_btest_refusals_total", `reason="too_many_handshakes_per_source"`)
 		back("the idle flood")
 	})
 

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -575,106 +574,9 @@ func TestAttackStatusFloodClient(t *testing.T) {
 	settled(t, base)
 }
 
-// idleFlood keeps n connections from 127.0.0.1 open that read HELLO and
-// then say nothing, reconnecting whenever the server closes one, until
-// stop is closed. It returns how many connections it made.
-func idleFlood(addr string, n int, stop <-chan struct{}) func() int {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	made := 0
-	for range n {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := net.DialTimeout("tcp", addr, time.Second)
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				made++
-				mu.Unlock()
-				closed := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, c) // HELLO, then wait for the close
-					close(closed)
-				}()
-				select {
-				case <-stop:
-				case <-closed:
-					// Come back, as an attacker keeping 1,000
-					// connections open would (not at once: a
-					// connect flood on a shared machine only
-					// measures its CPU).
-					time.Sleep(time.Second)
-				}
-				c.Close()
-				<-closed
-			}
-		})
-	}
-	return func() int { wg.Wait(); return made }
-}
-
-// attackerProcess runs an attack in a child process (this test binary,
-// TestAttackerProcess), as a real attacker is another program: in the
-// same process its goroutines would compete with the server's in one Go
-// scheduler, which measures the scheduler, not the server. It returns a
-// func that stops the attack and returns its report line.
-func attackerProcess(t *testing.T, attack, addr string, n int) func() string {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackerProcess$", "-test.v")
-	testutil.DieWithTest(cmd)
-	cmd.Env = append(os.Environ(), "BTEST_ATTACKER="+attack+","+addr+","+strconv.Itoa(n))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() string {
-		if !stopped {
-			stopped = true
-			stdin.Close()
-			cmd.Wait()
-		}
-		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.Contains(l, "attacker:") {
-				return strings.TrimSpace(l)
-			}
-		}
-		return out.String()
-	}
-	t.Cleanup(func() { stop() })
-	return stop
-}
-
-// TestAttackerProcess is the attacker of attackerProcess; it does nothing
-// unless BTEST_ATTACKER is set, and attacks until its stdin closes.
-func TestAttackerProcess(t *testing.T) {
-	spec := os.Getenv("BTEST_ATTACKER")
-	if spec == "" {
-		t.Skip("only run as the child of an attack test")
-	}
-	parts := strings.Split(spec, ",")
-	n, _ := strconv.Atoi(parts[2])
-	stop := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
-	switch parts[0] {
-	case "idle":
-		t.Logf("attacker: %d idle connections made", idleFlood(parts[1], n, stop)())
-	default:
-		t.Fatalf("unknown attack %q", parts[0])
-	}
-}
+// TestAttackerProcess is the attacker of testutil.AttackerProcess; it
+// does nothing unless an attack test started it.
+func TestAttackerProcess(t *testing.T) { testutil.RunAttacker(t) }
 
 // TestAttackIdleConnections: 1,000 connections from 127.0.0.1 that read
 // HELLO and say nothing, reconnecting when they are closed, while a
@@ -686,7 +588,7 @@ func TestAttackIdleConnections(t *testing.T) {
 	}
 	srv, addr, obs := attackServer(t, ServerConfig{})
 	base := snapshot(t)
-	stop := attackerProcess(t, "idle", addr, 1000)
+	stop := testutil.AttackerProcess(t, "idle", addr, 1000)
 	// The legitimate test starts once the flood has filled its source's
 	// share: the server refuses it per source. (A fixed second was not
 	// always enough for the attacker's process on a loaded machine.)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/btest-go/btest/core/wire"
+	"github.com/btest-go/btest/internal/testutil"
 )
 
 // TestSoak runs legitimate tests in every mode from 127.0.0.2 for
@@ -32,7 +33,7 @@ func TestSoak(t *testing.T) {
 	_, addr, obs := attackServer(t, ServerConfig{ProgressTimeout: 5 * time.Second, UDPPortFirst: first, UDPPortLast: last})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(minutes)*time.Minute)
 	defer cancel()
-	stopIdle := attackerProcess(t, "idle", addr, 500)
+	stopIdle := testutil.AttackerProcess(t, "idle", addr, 500)
 	defer stopIdle()
 
 	var wg sync.WaitGroup
