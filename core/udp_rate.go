@@ -149,14 +149,24 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		lossPM = (delta - b) * 1000 / delta
 	}
 	// The path's usual loss is the least seen recently (none until a
-	// report shows otherwise); the peak is the most that arrived.
-	base, peak := lossPM, got
-	if c.nHist == 0 {
-		base = 0
-	}
+	// report shows otherwise); the peak is the most that arrived. A
+	// report that counts more than was sent since the one before
+	// measures no loss: the path's queue drained into it (after a cut)
+	// or the peer's second ended late. Taken as a loss of none, it made
+	// a peer that always counts 2% less (btest-rs: payload only) look
+	// congested at the next report, and the rate fell by a twentieth a
+	// second.
+	base, peak := uint64(noLossMeasure), got
 	for i := range c.nHist {
 		base = min(base, c.lossHist[i])
 		peak = max(peak, c.gotHist[i])
+	}
+	if base == noLossMeasure {
+		base = 0
+	}
+	histLoss := lossPM
+	if b > delta {
+		histLoss = noLossMeasure
 	}
 	margin := uint64(5)
 	if c.wMax == 0 {
@@ -173,7 +183,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	}
 	copy(c.lossHist[1:], c.lossHist[:])
 	copy(c.gotHist[1:], c.gotHist[:])
-	c.lossHist[0], c.gotHist[0] = lossPM, got
+	c.lossHist[0], c.gotHist[0] = histLoss, got
 	c.nHist = min(c.nHist+1, len(c.gotHist))
 
 	c.catching = false
@@ -204,6 +214,10 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.rate = min(max(c.rate, c.floor), ceiling)
 	return c.rate
 }
+
+// noLossMeasure marks a report in rateControl's history that measured no
+// loss (more arrived than was sent since the report before).
+const noLossMeasure = ^uint64(0)
 
 // udpPacer sets up the pacer for a sender at its limit (0: none).
 // docs/protocol.md, §12.2: rates under two datagrams a second become one

@@ -200,6 +200,31 @@ func simulate(c *rateControl, start time.Time, seconds int, capacity func(int) u
 	return rates, loss
 }
 
+// simulateQueue is simulate over a bottleneck of capacity bit/s with a
+// drop-tail queue of 50 ms in front of it (a tbf, as in internal/netlab),
+// which carries what it holds into the next report: after a second above
+// the bottleneck's rate, the next report counts more than was sent in it.
+func simulateQueue(c *rateControl, start time.Time, seconds int, capacity, lossPM uint64) (rates, loss []float64) {
+	now := start
+	var sent, queue uint64
+	limit := capacity / 8 / 20
+	for range seconds {
+		bytesSent := c.rate / 8
+		sent += bytesSent
+		queue += bytesSent
+		dropped := queue - min(queue, capacity/8+limit)
+		queue -= dropped
+		out := min(queue, capacity/8)
+		queue -= out
+		counted := out - out*lossPM/1000
+		now = now.Add(time.Second)
+		c.report(now, uint32(min(counted, math.MaxUint32)), sent)
+		rates = append(rates, float64(c.rate))
+		loss = append(loss, float64(dropped)/float64(max(bytesSent, 1)))
+	}
+	return rates, loss
+}
+
 func TestRateControl(t *testing.T) {
 	t.Parallel()
 	start := time.Unix(1000, 0)
@@ -323,6 +348,22 @@ func TestRateControl(t *testing.T) {
 		t.Logf("rates %.3g", rates)
 		if r := rates[len(rates)-1]; r < 90e6 || r > 110e6 {
 			t.Fatalf("rates %.3g, want about the 100 Mbit/s bottleneck after 8 reports", rates)
+		}
+	})
+	t.Run("a peer counting payload only behind a queue does not ratchet", func(t *testing.T) {
+		// btest-rs reports 2% less than was sent, once a second, over
+		// a 100 Mbit/s bottleneck with a queue. The report after a
+		// cut counts what the queue held as well, more than was sent
+		// in it: that is no measure of the usual loss, and taken as
+		// one (none), the next report's 2% looked like congestion, and
+		// the rate fell by a twentieth every second.
+		c := newRateControl(0, wire, start, nil)
+		rates, _ := simulateQueue(c, start, 30, 100e6, 19)
+		t.Logf("rates %.3g", rates)
+		for i, r := range rates[10:] {
+			if r < 90e6 {
+				t.Fatalf("rate %.3g after %d reports: %.3g", r, 10+i+1, rates)
+			}
 		}
 	})
 	t.Run("zero and saturated reports change nothing", func(t *testing.T) {
