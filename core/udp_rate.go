@@ -44,6 +44,7 @@ type rateControl struct {
 	nHist        int
 	pend         uint64    // bytes of reports too close together to judge yet
 	reports      int       // reports taken
+	judged       bool      // a report was judged (not only gathered)
 	prev         time.Time // arrival of the previous report
 	// fast steers an unlimited sender once the reports come early (from
 	// our own receiver, see udp_startup.go); rtt tells it their lag.
@@ -133,9 +134,32 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.last = now
 	delta := sent - c.lastSent
 	c.lastSent = sent
+	// Whether this report measures loss: what was sent since the report
+	// before against what the peer counted. Not the first report (the
+	// peer's first second need not start with our first datagram), not
+	// one that came more than half a second late (a report held up on
+	// its way, behind the other direction's traffic in a test both
+	// ways: what was sent meanwhile spans more than the peer's second),
+	// and not one that counts more than was sent (the path's queue
+	// drained into it after a cut, or the peer's second ended late).
+	// Taken as loss, the first two made a path look congested at a
+	// tenth of its rate, and the rate then crept up by 1% a report;
+	// taken as a loss of none, the third made a peer that always counts
+	// 2% less (btest-rs: payload only) look congested at the next
+	// report, and the rate fell by a twentieth a second.
+	measures := c.judged && gap <= 1500*time.Millisecond && b <= delta
+	c.judged = true
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
 	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)
+	if c.limit == 0 {
+		// Unlimited, the reports come from a peer that counts a
+		// second at a time (ours come early and switch to
+		// fastControl): one that came soon after a late one still
+		// counts a whole second, and rated over the shorter gap it
+		// doubled what arrived.
+		gap = max(gap, time.Second)
+	}
 	got := mulDiv(b, 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
 	if c.limit > 0 {
@@ -145,17 +169,12 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		return c.rate
 	}
 	var lossPM uint64
-	if delta > b && delta-b >= c.minDeficit {
+	if measures && delta-b >= c.minDeficit {
 		lossPM = (delta - b) * 1000 / delta
 	}
-	// The path's usual loss is the least seen recently (none until a
-	// report shows otherwise); the peak is the most that arrived. A
-	// report that counts more than was sent since the one before
-	// measures no loss: the path's queue drained into it (after a cut)
-	// or the peer's second ended late. Taken as a loss of none, it made
-	// a peer that always counts 2% less (btest-rs: payload only) look
-	// congested at the next report, and the rate fell by a twentieth a
-	// second.
+	// The path's usual loss is the least that recent reports measured
+	// (none until one shows otherwise); the peak is the most that
+	// arrived.
 	base, peak := uint64(noLossMeasure), got
 	for i := range c.nHist {
 		base = min(base, c.lossHist[i])
@@ -165,7 +184,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		base = 0
 	}
 	histLoss := lossPM
-	if b > delta {
+	if !measures {
 		histLoss = noLossMeasure
 	}
 	margin := uint64(5)
@@ -216,7 +235,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 }
 
 // noLossMeasure marks a report in rateControl's history that measured no
-// loss (more arrived than was sent since the report before).
+// loss (see measures in rateControl.report).
 const noLossMeasure = ^uint64(0)
 
 // udpPacer sets up the pacer for a sender at its limit (0: none).
