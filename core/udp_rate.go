@@ -44,7 +44,6 @@ type rateControl struct {
 	nHist        int
 	pend         uint64    // bytes of reports too close together to judge yet
 	reports      int       // reports taken
-	judged       bool      // a report was judged (not only gathered)
 	prev         time.Time // arrival of the previous report
 	// fast steers an unlimited sender once the reports come early (from
 	// our own receiver, see udp_startup.go); rtt tells it their lag.
@@ -135,20 +134,19 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	delta := sent - c.lastSent
 	c.lastSent = sent
 	// Whether this report measures loss: what was sent since the report
-	// before against what the peer counted. Not the first report (the
-	// peer's first second need not start with our first datagram), not
-	// one that came more than half a second late (a report held up on
-	// its way, behind the other direction's traffic in a test both
-	// ways: what was sent meanwhile spans more than the peer's second),
-	// and not one that counts more than was sent (the path's queue
-	// drained into it after a cut, or the peer's second ended late).
-	// Taken as loss, the first two made a path look congested at a
-	// tenth of its rate, and the rate then crept up by 1% a report;
-	// taken as a loss of none, the third made a peer that always counts
-	// 2% less (btest-rs: payload only) look congested at the next
-	// report, and the rate fell by a twentieth a second.
-	measures := c.judged && gap <= 1500*time.Millisecond && b <= delta
-	c.judged = true
+	// before against what the peer counted. Not one that came more than
+	// half a second late (a report held up on its way, behind the other
+	// direction's traffic in a test both ways: what was sent meanwhile
+	// spans more than the peer's second), and not one that counts more
+	// than was sent (the path's queue drained into it after a cut, or
+	// the peer's second ended late). Taken as loss, the first made a
+	// path look congested at a tenth of its rate, and the rate then
+	// crept up by 1% a report; taken as a loss of none, the second made
+	// a peer that always counts 2% less (btest-rs: payload only) look
+	// congested at the next report, and the rate fell by a twentieth a
+	// second. (The first report is judged: on a path slower than the
+	// start rate, it is what stops the doubling at once.)
+	measures := gap <= 1500*time.Millisecond && b <= delta
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
 	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)

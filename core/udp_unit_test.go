@@ -366,6 +366,19 @@ func TestRateControl(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a path slower than the start rate stops the start-up at the first report", func(t *testing.T) {
+		// A 10 Mbit/s path against a peer that reports once a second:
+		// the first report already shows a sixth lost at 12 Mbit/s,
+		// and the sender must not double past it for another second.
+		c := newRateControl(0, wire, start, nil)
+		rates, _ := simulate(c, start, 5, func(int) uint64 { return 10e6 }, 10e9, 0)
+		t.Logf("rates %.3g", rates)
+		for _, r := range rates {
+			if r > 11e6 {
+				t.Fatalf("rates %.3g: over the 10 Mbit/s path", rates)
+			}
+		}
+	})
 	t.Run("a first report held up does not stall the start-up", func(t *testing.T) {
 		// In a test both ways against btest-rs, its first report
 		// waited 0.6 s behind its own first-second flood and counted
