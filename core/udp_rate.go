@@ -133,30 +133,20 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.last = now
 	delta := sent - c.lastSent
 	c.lastSent = sent
-	// Whether this report measures loss: what was sent since the report
-	// before against what the peer counted. Not one that came more than
-	// half a second late (a report held up on its way, behind the other
-	// direction's traffic in a test both ways: what was sent meanwhile
-	// spans more than the peer's second), and not one that counts more
-	// than was sent (the path's queue drained into it after a cut, or
-	// the peer's second ended late). Taken as loss, the first made a
-	// path look congested at a tenth of its rate, and the rate then
-	// crept up by 1% a report; taken as a loss of none, the second made
-	// a peer that always counts 2% less (btest-rs: payload only) look
-	// congested at the next report, and the rate fell by a twentieth a
-	// second. (The first report is judged: on a path slower than the
-	// start rate, it is what stops the doubling at once.)
-	measures := gap <= 1500*time.Millisecond && b <= delta
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
+	raw := gap
 	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)
-	if c.limit == 0 {
+	// What was sent, as a rate over the time since the report before.
+	sentRate := mulDiv(delta, 8*uint64(time.Second), uint64(gap))
+	if c.limit == 0 && raw <= 1500*time.Millisecond {
 		// Unlimited, the reports come from a peer that counts a
 		// second at a time (ours come early and switch to
-		// fastControl): one that came soon after a late one still
-		// counts a whole second, and rated over the shorter gap it
-		// doubled what arrived.
-		gap = max(gap, time.Second)
+		// fastControl): one up to half a second early or late still
+		// counts its second. Rated over the gap instead, the report
+		// that came soon after a late one doubled what arrived, and
+		// the late one showed a loss the path did not have.
+		gap = time.Second
 	}
 	got := mulDiv(b, 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
@@ -166,9 +156,23 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 		c.rate = min(ceiling, c.limit)
 		return c.rate
 	}
+	// Loss is what arrived against what was sent, both as rates: each
+	// over its own span, the peer's second and the time between our
+	// reports, which differ when a report comes late. (Compared as
+	// bytes, btest-rs's first report in a test both ways, held up 0.4 s
+	// behind its own first-second flood, showed a third lost at a rate
+	// the path carried, and the sender stayed at 10 Mbit/s.) A report
+	// more than half a second late measures no loss: the rate sent
+	// changed while it waited. Nor does one that shows more arriving
+	// than was sent: the path's queue drained into it after a cut, or
+	// the peer's second ended late. Taken as a loss of none, it made a
+	// peer that always counts 2% less (btest-rs: payload only) look
+	// congested at the next report, and the rate fell by a twentieth a
+	// second.
+	measures := raw <= 1500*time.Millisecond && got <= sentRate
 	var lossPM uint64
-	if measures && delta-b >= c.minDeficit {
-		lossPM = (delta - b) * 1000 / delta
+	if measures && (sentRate-got)/8 >= c.minDeficit {
+		lossPM = (sentRate - got) * 1000 / sentRate
 	}
 	// The path's usual loss is the least that recent reports measured
 	// (none until one shows otherwise); the peak is the most that
