@@ -23,28 +23,44 @@ var testPorts = testutil.NewPorts(testutil.RangeTelegrafInput)
 // authentication for user "btest", password "secret".
 func startServer(t *testing.T) string {
 	t.Helper()
-	addr, _ := startServerSent(t)
-	return addr
+	return startServerWatched(t).addr
 }
 
-// startServerSent is startServer with a channel that gets the bytes the
-// server sent in each test that ended well.
-func startServerSent(t *testing.T) (string, <-chan uint64) {
+// watchedServer is a test server that tells what it saw.
+type watchedServer struct {
+	addr string
+	// sent gets the bytes the server sent in each test that ended well.
+	sent <-chan uint64
+	// started gets a value as each test passes its handshake.
+	started <-chan struct{}
+}
+
+// startServerWatched is startServer, watched.
+func startServerWatched(t *testing.T) watchedServer {
 	t.Helper()
 	sent := make(chan uint64, 16)
+	started := make(chan struct{}, 16)
 	_, addr := testserver.Start(t, testPorts, core.ServerConfig{
 		Auth:  core.AuthMD5,
 		Users: []core.User{{Name: "btest", Password: "secret"}},
-		Observer: &core.Observer{SessionEnded: func(_ core.SessionInfo, sum core.Summary, err error) {
-			if err == nil {
+		Observer: &core.Observer{
+			SessionStarted: func(core.SessionInfo) {
 				select {
-				case sent <- sum.TxBytes:
+				case started <- struct{}{}:
 				default:
 				}
-			}
-		}},
+			},
+			SessionEnded: func(_ core.SessionInfo, sum core.Summary, err error) {
+				if err == nil {
+					select {
+					case sent <- sum.TxBytes:
+					default:
+					}
+				}
+			},
+		},
 	})
-	return addr, sent
+	return watchedServer{addr: addr, sent: sent, started: started}
 }
 
 // writeConfig writes a configuration with a good target (duration d,
@@ -108,16 +124,28 @@ func (p *program) lines() int { return strings.Count(p.stdout.String(), "\n") }
 
 func TestMainStdinRounds(t *testing.T) {
 	t.Parallel()
-	addr, serverSent := startServerSent(t)
+	srv := startServerWatched(t)
+	addr := srv.addr
 	p := startProgram(t, "-config", writeConfig(t, addr, "", 300*time.Millisecond))
 	io.WriteString(p.stdin, "\n")
 	waitFor(t, "round 1", func() bool { return p.lines() == 2 })
-	// Triggers that pile up while round 2 runs give one more round.
-	io.WriteString(p.stdin, "\n\n\n\n")
+	// Triggers that pile up while round 2 runs give one more round. They
+	// go once round 2's good test runs (300 ms): round 1 may still be
+	// finishing after its two lines, and triggers sent then once merged
+	// into round 2 alone (a loaded CI machine, beside a make run).
+	io.WriteString(p.stdin, "\n")
+	for range 2 { // round 1's test, then round 2's
+		select {
+		case <-srv.started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round 2's test did not start; stderr:\n%s", p.stderr.String())
+		}
+	}
+	io.WriteString(p.stdin, "\n\n\n")
 	waitFor(t, "rounds 2 and 3", func() bool { return p.lines() == 6 })
 	time.Sleep(500 * time.Millisecond)
 	if n := p.lines(); n != 6 {
-		t.Errorf("%d lines after 1+4 triggers, want 6 (3 rounds)", n)
+		t.Errorf("%d lines after 1+1+3 triggers, want 6 (3 rounds)", n)
 	}
 	p.stdin.Close()
 	if c := p.exit(t); c != ExitOK {
@@ -143,7 +171,7 @@ func TestMainStdinRounds(t *testing.T) {
 	secs, _ := points[0].fields["duration_seconds"].(float64)
 	var sent uint64
 	select {
-	case sent = <-serverSent: // round 1's test, the first to end well
+	case sent = <-srv.sent: // round 1's test, the first to end well
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server reported no test that ended well")
 	}
