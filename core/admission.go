@@ -150,7 +150,11 @@ func (s *Server) closeHandshakes() {
 
 // allowCommand applies the rate limits to a new test from src.
 func (s *Server) allowCommand(src netip.Prefix) (RefusalReason, error) {
-	now := time.Now()
+	return s.allowCommandAt(src, time.Now())
+}
+
+// allowCommandAt is allowCommand at the time now (tests give their own).
+func (s *Server) allowCommandAt(src netip.Prefix, now time.Time) (RefusalReason, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.sourceLocked(src, now)

@@ -44,7 +44,9 @@ func TestSourceGrouping(t *testing.T) {
 
 // TestHandshakeRate: a source gets its burst of new tests, then one more
 // for each 1/rate seconds; other sources are not affected; the global
-// limit covers all.
+// limit covers all. The commands come at given times: at the machine's own
+// pace, a test descheduled for an eighth of a second between two of them
+// (a loaded CI machine) got the global bucket's next token back.
 func TestHandshakeRate(t *testing.T) {
 	t.Parallel()
 	s, err := NewServer(ServerConfig{MaxHandshakeRatePerSource: 5, MaxHandshakeRate: 8})
@@ -53,25 +55,33 @@ func TestHandshakeRate(t *testing.T) {
 	}
 	a := s.source(netip.MustParseAddr("192.0.2.1"))
 	b := s.source(netip.MustParseAddr("192.0.2.2"))
+	now := time.Now()
 	for i := range 5 {
-		if reason, err := s.allowCommand(a); err != nil {
+		if reason, err := s.allowCommandAt(a, now); err != nil {
 			t.Fatalf("command %d of the burst refused: %s %v", i+1, reason, err)
 		}
 	}
-	if reason, _ := s.allowCommand(a); reason != RefusedHandshakeRate {
+	if reason, _ := s.allowCommandAt(a, now); reason != RefusedHandshakeRate {
 		t.Fatalf("sixth command in a burst: %q, want %q", reason, RefusedHandshakeRate)
 	}
 	for i := range 3 {
-		if _, err := s.allowCommand(b); err != nil {
+		if _, err := s.allowCommandAt(b, now); err != nil {
 			t.Fatalf("other source's command %d refused: %v", i+1, err)
 		}
 	}
-	if reason, _ := s.allowCommand(b); reason != RefusedHandshakeRate {
+	if reason, _ := s.allowCommandAt(b, now); reason != RefusedHandshakeRate {
 		t.Fatalf("command beyond the global burst: %q, want %q", reason, RefusedHandshakeRate)
 	}
-	time.Sleep(250 * time.Millisecond) // a quarter second: one more per source at 5/s, two globally
-	if _, err := s.allowCommand(a); err != nil {
+	// A quarter second later: one more per source at 5/s, two globally.
+	later := now.Add(250 * time.Millisecond)
+	if _, err := s.allowCommandAt(a, later); err != nil {
 		t.Fatalf("no token back after 250 ms: %v", err)
+	}
+	if _, err := s.allowCommandAt(b, later); err != nil {
+		t.Fatalf("no second global token after 250 ms: %v", err)
+	}
+	if reason, _ := s.allowCommandAt(a, later); reason != RefusedHandshakeRate {
+		t.Fatalf("a third command after 250 ms: %q, want %q", reason, RefusedHandshakeRate)
 	}
 }
 
