@@ -164,8 +164,11 @@ func TestMainStdinRounds(t *testing.T) {
 	// The units, without a rate threshold (a loaded machine may move far
 	// less than 20 Mbit/s in 300 ms): the bytes received are some, and
 	// no more than the server sent in that test (bits would be eight
-	// times more); the time is in seconds (the test asked for 0.3); the
-	// rate is those bytes over that time, in bit/s.
+	// times more); the time is in seconds (the test asked for 0.3;
+	// milliseconds would be 300), of the order of what was asked: the
+	// client counts from a moment after the test's timer starts, and on
+	// a loaded CI machine that moment once came 75 ms later (0.225 s);
+	// the rate is those bytes over that time, in bit/s.
 	rx, _ := points[0].fields["rx_bps"].(float64)
 	bytes, _ := points[0].fields["rx_bytes"].(int64)
 	secs, _ := points[0].fields["duration_seconds"].(float64)
@@ -175,7 +178,7 @@ func TestMainStdinRounds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server reported no test that ended well")
 	}
-	if bytes <= 0 || uint64(bytes) > sent || secs < 0.25 || secs > 30 || math.Abs(rx-float64(bytes)*8/secs) > rx/100 {
+	if bytes <= 0 || uint64(bytes) > sent || secs < 0.1 || secs > 30 || math.Abs(rx-float64(bytes)*8/secs) > rx/100 {
 		t.Errorf("rx_bps %v for a test of %v B (the server sent %d B) in %v s", points[0].fields["rx_bps"], points[0].fields["rx_bytes"], sent, points[0].fields["duration_seconds"])
 	}
 	errs := p.stderr.String()
