@@ -135,11 +135,12 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	c.lastSent = sent
 	// Reports normally come each second; measure the gap anyway (the
 	// peer's timer is its own) but keep a delayed one from faking a rate.
-	raw := gap
+	// A report more than half a second from the peer's second is late.
+	onTime := gap <= 1500*time.Millisecond
 	gap = min(max(gap, 100*time.Millisecond), 4*time.Second)
 	// What was sent, as a rate over the time since the report before.
 	sentRate := mulDiv(delta, 8*uint64(time.Second), uint64(gap))
-	if c.limit == 0 && raw <= 1500*time.Millisecond {
+	if c.limit == 0 && onTime {
 		// Unlimited, the reports come from a peer that counts a
 		// second at a time (ours come early and switch to
 		// fastControl): one up to half a second early or late still
@@ -169,7 +170,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	// peer that always counts 2% less (btest-rs: payload only) look
 	// congested at the next report, and the rate fell by a twentieth a
 	// second.
-	measures := raw <= 1500*time.Millisecond && got <= sentRate
+	measures := onTime && got <= sentRate
 	var lossPM uint64
 	if measures && (sentRate-got)/8 >= c.minDeficit {
 		lossPM = (sentRate - got) * 1000 / sentRate
