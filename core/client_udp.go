@@ -25,10 +25,6 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 	cfg := cc.cfg
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	if cfg.Duration > 0 {
-		t := time.AfterFunc(cfg.Duration, func() { cancel(errTestDone) })
-		defer t.Stop()
-	}
 	server := remoteAddrPort(cc.primary).Addr().Unmap()
 	local := localAddr(cc.primary)
 	hdr := udpHeaderSize(server)
@@ -92,6 +88,13 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		}
 	}
 	e.socks = socks
+	// The test's time runs from the engine's start, where its counting
+	// starts, not from before the sockets' set-up: under load that moment
+	// came tens of milliseconds later, and the test counted less than asked.
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(cfg.Duration-time.Since(e.start), func() { cancel(errTestDone) })
+		defer t.Stop()
+	}
 	cfg.Logger.Debug("btest udp test", "server_port", cc.udpPort, "client_port", cc.udpPort+portpool.ClientOffset,
 		"streams", n, "payload", payload, "io", e.features.String())
 	sum, cause := e.run(ctx, cancel, cfg.Interval, cfg.OnInterval)
