@@ -74,6 +74,10 @@ type udpEarly struct {
 	kick     chan struct{}
 	ours     chan struct{}
 	oursOnce sync.Once
+	// peerStarting: the peer's sender marks its datagrams as still in
+	// its start-up (our sender's start-up steps less while it is, see
+	// fcPeerStartGain).
+	peerStarting atomic.Bool
 }
 
 // udpHeaderSize is the IP plus UDP header that btest counts into every

@@ -199,8 +199,11 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	}
 	e.keepShown = onInterval != nil
 	var ctrlWG, rxWG, txWG sync.WaitGroup
-	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, e.scanControl, ctrlReadBuf))) })
 	early := &udpEarly{kick: make(chan struct{}, 1), ours: make(chan struct{})}
+	if e.rc != nil && len(e.rx) > 0 {
+		e.rc.peerStarting = early.peerStarting.Load
+	}
+	ctrlWG.Go(func() { cancel(e.endCause(readLoop(e.ctrl, &e.ctrlBytes, e.scanControl, ctrlReadBuf))) })
 	for _, r := range e.rx {
 		r.early = early
 		rxWG.Go(func() {

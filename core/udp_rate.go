@@ -51,6 +51,9 @@ type rateControl struct {
 	rtt  func() time.Duration
 	// trace, set by tests, sees the fast controller's verdicts.
 	trace func(string, ...any)
+	// peerStarting, if not nil, tells whether the other direction's
+	// sender (ours, in a test both ways) is still in its start-up.
+	peerStarting func() bool
 }
 
 // newRateControl returns the controller of a sender with the given limit
@@ -102,6 +105,7 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	if c.limit == 0 && c.fast == nil && between < udpFastGap && c.reports > 1 {
 		// Reports come early: our own receiver. Steer by them from here.
 		c.fast = newFastControl(c.floor, c.rate, c.rtt, c.trace)
+		c.fast.peerStarting = c.peerStarting
 	}
 	if c.fast != nil {
 		if bytes == math.MaxUint32 {

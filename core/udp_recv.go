@@ -158,6 +158,11 @@ func (u *udpRx) mark(starting bool) {
 			e.oursOnce.Do(func() { close(e.ours) })
 		}
 	}
+	if starting != u.senderStarting {
+		if e := u.early; e != nil {
+			e.peerStarting.Store(starting)
+		}
+	}
 	if u.senderStarting && !starting {
 		// The start-up is over; what it sent and is still missing
 		// inside the loss window was lost in it.
