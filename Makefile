@@ -100,6 +100,13 @@ $(ALONE)/core-race.test $(ALONE)/core.test $(ALONE)/caddymodule-race.test $(ALON
 $(ALONE)/caddy: FORCE
 	$(BACKGROUND) $(GO) build $(TESTBUILD) -o $@ ./cmd/xcaddy-build
 
+# btest-telegraf, built once for the two packages whose tests run it
+# (BTEST_TELEGRAF_BIN), static as the release builds it: its packages
+# compile as the snapshot's linux/amd64 build compiles them, so after a
+# change to core one of the two compiles what the other then reuses.
+$(ALONE)/btest-telegraf: FORCE
+	CGO_ENABLED=0 $(BACKGROUND) $(GO) build $(TESTBUILD) -o $@ ./cmd/btest-telegraf
+
 # The tests that measure, one step after the other (the accuracy checks'
 # CPU would be the shaped links' noise).
 test-measured: $(ALONE)/core-race.test $(ALONE)/core.test
@@ -139,8 +146,8 @@ test-caddy: $(ALONE)/caddymodule-race.test $(ALONE)/caddy
 
 # The longest packages first: go test starts them in the order given.
 SLOWPKGS := ./telegrafinput ./dashboard ./cmd/btest
-test-packages:
-	BTEST_E2E=1 $(BACKGROUND) $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
+test-packages: $(ALONE)/btest-telegraf
+	BTEST_E2E=1 BTEST_TELEGRAF_BIN=$(abspath $(ALONE)/btest-telegraf) $(BACKGROUND) $(GO) test $(TESTFLAGS) -timeout 45m $(SLOWPKGS) \
 	  $$($(GO) list ./... | grep -v -e '/core$$' -e '/caddymodule$$' -e '/packaging$$' $(patsubst ./%,-e '/%$$',$(SLOWPKGS) $(NORACEPKGS)))
 
 # Packages whose code one goroutine owns, tested without -race: the EC-SRP5

@@ -302,11 +302,27 @@ func checkE2ERows(t *testing.T, rows []map[string]any, port string) {
 	t.Logf("points in InfluxDB: %v", kinds)
 }
 
-// buildProgram builds btest-telegraf into dir.
+// buildProgram puts btest-telegraf into dir: the one make test built
+// for the suite (BTEST_TELEGRAF_BIN, shared with cmd/btest-telegraf's
+// tests), or a build of its own.
 func buildProgram(t *testing.T, dir string) {
 	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "btest-telegraf")
+	if built := os.Getenv("BTEST_TELEGRAF_BIN"); built != "" {
+		// A link to it: Telegraf finds it on the PATH the test gives.
+		if _, err := os.Stat(built); err != nil {
+			t.Fatalf("BTEST_TELEGRAF_BIN: %v", err)
+		}
+		if err := os.Symlink(built, dst); err != nil {
+			t.Fatalf("BTEST_TELEGRAF_BIN: %v", err)
+		}
+		return
+	}
 	// go test puts its own go command first on PATH.
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "btest-telegraf"),
+	out, err := exec.Command("go", "build", "-o", dst,
 		"github.com/btest-go/btest/cmd/btest-telegraf").CombinedOutput()
 	if err != nil {
 		t.Fatalf("building btest-telegraf: %v\n%s", err, out)

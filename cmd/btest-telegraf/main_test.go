@@ -26,6 +26,15 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// make test builds the program once for this package's tests and
+	// telegrafinput's (BTEST_TELEGRAF_BIN).
+	if binary = os.Getenv("BTEST_TELEGRAF_BIN"); binary != "" {
+		if _, err := os.Stat(binary); err != nil {
+			fmt.Fprintln(os.Stderr, "BTEST_TELEGRAF_BIN:", err)
+			os.Exit(1)
+		}
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "btest-telegraf-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
