@@ -96,9 +96,9 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	payload := payloadFor(cfg.Random)
 	size := writeSize(DefaultTCPTxSize)
 	start := time.Now()
-	// The test's time runs from where counting starts: a timer started
-	// before the connections' set-up made a loaded machine's tests count
-	// tens of milliseconds less than asked.
+	// The test's time runs from where counting starts, so the test
+	// counts the whole time asked (see runUDP, where the set-up before
+	// it takes longer).
 	if cfg.Duration > 0 {
 		t := time.AfterFunc(cfg.Duration, func() { cancel(errTestDone) })
 		defer t.Stop()
