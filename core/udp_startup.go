@@ -398,11 +398,12 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// ways, a round trip of 100 ms, would hold each step
 			// for that long, and the queue cannot take it twice).
 			// What arrived (stepGot) is the better guess when it
-			// is less, down to half the best:
-			// the best may hold a shaper's burst, and looking again
-			// above the path's rate fills its queue a second time.
+			// is less, down to half the best: the best may hold a
+			// shaper's burst, and looking again above the path's
+			// rate fills its queue a second time.
+			again := min(f.maxBw, max(stepGot, f.maxBw/2))
 			f.unclear, f.near = true, true
-			f.setRate(now, min(f.rate, max(min(f.maxBw, max(stepGot, f.maxBw/2)), udpStartRate)))
+			f.setRate(now, min(f.rate, max(again, udpStartRate)))
 		case whole && f.probed:
 			// The probe above a rate the path seemed to be full at
 			// arrived: that was a noisy sample, search on.
