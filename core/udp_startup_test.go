@@ -355,3 +355,53 @@ func TestReportGrid(t *testing.T) {
 		}
 	}
 }
+
+// TestFastControlProbeMostlyWhole: the probe a quarter above a sample that
+// looked nearly full goes on with the search only when nearly all of it
+// arrives. A probe of which 91.5% arrived, on a path full at a tenth above
+// the sample's rate, once made the start-up step to 1.6 times the path's
+// rate (a 1 Gbit/s test both ways); that is a full path, and the start-up
+// ends at what arrived.
+func TestFastControlProbeMostlyWhole(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		arrivedPM uint64
+		full      bool
+	}{{915, true}, {970, false}} {
+		const rate = 1062e6
+		f := newFastControl(0, rate, func() time.Duration { return time.Millisecond }, nil)
+		f.near, f.probed, f.unclear, f.maxBw = true, true, true, 907e6
+		now, sent := time.Unix(1000, 0), uint64(0)
+		perReport := uint64(rate / 8 / 100)
+		next := uint64(rate)
+		for range 3 {
+			now, sent = now.Add(udpFastStatus), sent+perReport
+			next = f.report(now, udpFastStatus, uint32(perReport*tc.arrivedPM/1000), sent)
+		}
+		if ended := f.state == fcDrain; ended != tc.full || (!tc.full && next <= rate) {
+			t.Errorf("%d‰ of the probe arrived: state %d, next rate %d bit/s", tc.arrivedPM, f.state, next)
+		}
+	}
+}
+
+// TestFastControlLowEntry: a cruise entered with an estimate 4% under the
+// path's rate (the start-up's drain samples may show that much less) gets
+// to the path's rate within a few cycles, not the 0.3% a cycle that holds
+// once a queue has measured the path, and without a drop.
+func TestFastControlLowEntry(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	c := newRateControl(0, 1500, start, func() time.Duration { return time.Millisecond })
+	f := newFastControl(c.floor, 96e6, c.rtt, nil)
+	f.state, f.phase, f.est, f.peak, f.dmin = fcCruise, len(fcGains)-1, 96e6, 96e6, ^uint64(0)
+	c.fast, c.rate, c.reports = f, f.rate, 2
+	l := &linkSim{rate: 100e6, rnd: rand.New(rand.NewPCG(10, 11))}
+	l.run(c, start, 4*time.Second)
+	t.Logf("est %d bit/s, queue drops %.3f%%", f.est, float64(l.lost)/float64(l.sent)*100)
+	if l.lost > 0 {
+		t.Errorf("the queue dropped %d bytes (%.3f%%)", l.lost, float64(l.lost)/float64(l.sent)*100)
+	}
+	if f.est < 99e6 || f.est > 102e6 {
+		t.Errorf("the estimate is %d bit/s after 4 s on a 100 Mbit/s path", f.est)
+	}
+}
