@@ -244,16 +244,6 @@ const fcQueueFrom = 3
 // fcCreepPM is how much a clean cruise cycle raises the rate, per mille.
 const fcCreepPM = 3
 
-// fcCreepUnknownPM is how much a clean cycle raises the rate, per mille,
-// before a queue has measured the path's rate (creepTo 0): the estimate
-// the start-up left is what arrived in a drain sample or two, which may be
-// a few percent under the path's rate (a probe sees room only above a
-// tenth), and at fcCreepPM the steady phases stayed 2% under the path for
-// six seconds of a 1 Gbit/s test. A percent a cycle reaches it in a few
-// cycles; one above it builds a queue the backlog shows within the cycle
-// (queueGrew), which measures the path's rate.
-const fcCreepUnknownPM = 10
-
 // measured takes v as the path's rate, measured as what it delivered
 // while a queue built: clean cycles may raise it by 1% (creepTo).
 func (f *fastControl) measured(v uint64) {
@@ -762,9 +752,9 @@ func (f *fastControl) endCycle(now time.Time) {
 			// good. With it they reach what the path delivered, and
 			// no more: a queue the backlog is too coarse to see
 			// would grow until the path drops.
-			up := f.est + mulDiv(f.est, fcCreepUnknownPM, 1000)
+			up := f.est + mulDiv(f.est, fcCreepPM, 1000)
 			if f.creepTo > 0 {
-				up = min(f.est+mulDiv(f.est, fcCreepPM, 1000), max(f.est, f.creepTo))
+				up = min(up, max(f.est, f.creepTo))
 			}
 			f.est = up
 		}

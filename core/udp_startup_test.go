@@ -390,12 +390,3 @@ func TestFastControlProbeMostlyWhole(t *testing.T) {
 		}
 	}
 }
-
-// TestFastControlLowEntry: a cruise entered with an estimate 4% under the
-// path's rate (the start-up's drain samples may show that much less) gets
-// to the path's rate within a few cycles, not the 0.3% a cycle that holds
-// once a queue has measured the path, and without a drop.
-func TestFastControlLowEntry(t *testing.T) {
-	t.Parallel()
-	cruiseFrom(t, 96e6, rand.NewPCG(10, 11), 4*time.Second, 99e6, 102e6)
-}
