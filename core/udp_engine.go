@@ -25,7 +25,6 @@ type reportMark struct {
 type udpEngine struct {
 	server   bool
 	ctrl     net.Conn
-	acks     promptAcks // keeps ctrl's acknowledgements prompt (tcpRTT)
 	socks    []*udpio.Conn
 	tx       []*udpTx
 	rx       []*udpRx
@@ -178,7 +177,6 @@ func (e *udpEngine) scanControl(b []byte) error {
 		return err
 	}
 	e.scanner.Scan(b, e.onStatus)
-	e.acks.again()
 	return nil
 }
 
@@ -193,8 +191,6 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	e.scanner.Framed = true
 	e.onStatus = e.status
 	e.gate = newStatusGate(cmp.Or(e.maxStatusRate, DefaultMaxStatusRate))
-	e.acks = newPromptAcks(e.ctrl)
-	e.acks.again()
 	if e.rc != nil && e.rc.limit == 0 && len(e.tx) > 0 {
 		// Our unlimited sender marks its datagrams, and our receiver
 		// answers with a report every udpFastStatus: honour that many

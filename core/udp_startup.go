@@ -273,6 +273,11 @@ func (f *fastControl) starting() bool { return f.state == fcStartup }
 func (f *fastControl) setRate(now time.Time, r uint64) {
 	f.rate = max(r, f.floor)
 	f.open = false
+	// rtt is the control connection's as the kernel smooths it, which
+	// holds how long the peer's kernel delayed its acknowledgements (up
+	// to the peer's next report). Prompt acknowledgements made both
+	// directions of a test both ways step in time with each other, and
+	// their start-ups overflowed the path more often (docs/protocol.md).
 	f.settle = now.Add(f.rtt() + f.gap/2)
 }
 
