@@ -14,12 +14,6 @@ import (
 	"github.com/btest-go/btest/core/wire"
 )
 
-// reportMark is the running total of reported bytes at a report's arrival.
-type reportMark struct {
-	at    time.Time
-	total uint64
-}
-
 // udpEngine is one side of a running UDP test: its data sockets, senders
 // and receivers, and the status exchange on the control connection.
 type udpEngine struct {
@@ -45,9 +39,8 @@ type udpEngine struct {
 	// its end: both sides tick in step, and without the lag a report
 	// arriving a little early or late would land in the wrong interval,
 	// showing 0 and then twice the rate.
-	shownMu   sync.Mutex
-	shown     []reportMark // at most maxShownMarks
-	keepShown bool         // someone reads shown (interval reports)
+	shown     reportMarks
+	keepShown bool // someone reads shown (interval reports)
 	remoteCPU atomic.Int32
 	lastHeard atomic.Int64       // time since start of the peer's last status
 	heard     atomic.Uint64      // status messages taken in, for the progress timeout
@@ -63,11 +56,6 @@ type udpEngine struct {
 	// hooks are the server's or client's test hooks (nil outside tests).
 	hooks *udpTestHooks
 }
-
-// maxShownMarks bounds the report marks kept between two interval reports:
-// a few seconds of honoured status messages. When full, the newest mark
-// replaces the last one (the latest total is what counts).
-const maxShownMarks = 4 * statusHonoured
 
 // reportSlack is how far (bytes) a report may run ahead of what we sent
 // before it counts as an anomaly; it is clamped regardless.
@@ -109,22 +97,6 @@ func (e *udpEngine) rxLost() uint64 {
 	return sumCounter(e.rx, func(r *udpRx) *atomic.Uint64 { return &r.lost.Uint64 })
 }
 
-// reportedBefore returns the running total of reported bytes as of t.
-func (e *udpEngine) reportedBefore(t time.Time) uint64 {
-	e.shownMu.Lock()
-	defer e.shownMu.Unlock()
-	var total uint64
-	i := 0
-	for ; i < len(e.shown) && !e.shown[i].at.After(t); i++ {
-		total = e.shown[i].total
-	}
-	if i > 0 {
-		// Keep the last mark at or before t: it is the base next time.
-		e.shown = append(e.shown[:0], e.shown[i-1:]...)
-	}
-	return total
-}
-
 // status handles a status message from the peer: it is proof of life, the
 // peer's CPU, the far end of our tx rate, and the input of rate control.
 //
@@ -147,13 +119,7 @@ func (e *udpEngine) status(st wire.Status) {
 	}
 	total := e.reported.Add(bytes)
 	if e.keepShown {
-		e.shownMu.Lock()
-		if len(e.shown) < maxShownMarks {
-			e.shown = append(e.shown, reportMark{now, total})
-		} else {
-			e.shown[len(e.shown)-1] = reportMark{now, total}
-		}
-		e.shownMu.Unlock()
+		e.shown.add(now, total)
 	}
 	if e.rc != nil {
 		e.pacer.SetRate(e.rc.report(now, uint32(bytes), sent))
@@ -264,7 +230,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	report := func(now time.Time) {
 		lost := e.rxLost()
 		win.remoteCPU = int(e.remoteCPU.Load())
-		st := win.next(now, e.reportedBefore(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
+		st := win.next(now, e.shown.before(now.Add(-lag)), e.rxBytes(), lost-lastLost, localCPU())
 		sl := e.rxStartLost()
 		st.StartupLostPackets = min(sl-lastStartLost, st.LostPackets)
 		txPkts, rxPkts := e.txPackets(), e.rxPackets()
