@@ -175,7 +175,7 @@ func formatInterval(d core.Direction, udp bool, s core.IntervalStats) string {
 	if d != core.Transmit {
 		line += fmt.Sprintf("  rx %s (10s %s, avg %s)", core.FormatBitRate(s.RxBps), core.FormatBitRate(s.RxAvg10Bps), core.FormatBitRate(s.RxAvgBps))
 	}
-	if udp {
+	if udp && d != core.Transmit {
 		line += lostString(s.LostPackets, s.StartupLostPackets)
 	}
 	line += "  cpu " + cpuString(s.LocalCPU) + "/" + cpuString(s.RemoteCPU)
@@ -197,7 +197,7 @@ func formatSummary(d core.Direction, s core.Summary) string {
 	if d != core.Transmit {
 		line += fmt.Sprintf("  rx %s (%d bytes)", core.FormatBitRate(s.RxBps), s.RxBytes)
 	}
-	if s.Proto == core.ProtoUDP {
+	if s.Proto == core.ProtoUDP && d != core.Transmit {
 		line += lostString(s.LostPackets, s.StartupLostPackets)
 	}
 	return line
@@ -205,6 +205,9 @@ func formatSummary(d core.Direction, s core.Summary) string {
 
 // lostString shows UDP loss, and how much of it the peer's sender caused
 // while it was still finding the path's rate (only our own peers tell).
+// Loss is counted where datagrams arrive, and status messages do not carry
+// it: a test that only transmits shows none, since the client cannot know
+// it (the server's log has it), and "lost 0" would claim a clean path.
 func lostString(lost, startup uint64) string {
 	if startup == 0 {
 		return fmt.Sprintf("  lost %d", lost)
