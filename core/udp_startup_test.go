@@ -362,25 +362,51 @@ func TestReportGrid(t *testing.T) {
 // the sample's rate, once made the start-up step to 1.6 times the path's
 // rate (a 1 Gbit/s test both ways); that is a full path, and the start-up
 // ends at what arrived.
+//
+// Where a step is no more than a quarter too (fcStartExtra), the probe's
+// 90% goes on with the search: a step then goes no further than the probe
+// did, and a start-up that ended on a noisy sample (a loopback test at 15
+// of 40 Gbit/s) left the cruise to climb by fcProbeExtra a cycle.
 func TestFastControlProbeMostlyWhole(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		rate      uint64
 		arrivedPM uint64
 		full      bool
-	}{{915, true}, {970, false}} {
-		const rate = 1062e6
-		f := newFastControl(0, rate, func() time.Duration { return time.Millisecond }, nil)
-		f.near, f.probed, f.unclear, f.maxBw = true, true, true, 907e6
+	}{{1062e6, 915, true}, {1062e6, 970, false}, {16800e6, 925, false}, {16800e6, 850, true}} {
+		f := newFastControl(0, tc.rate, func() time.Duration { return time.Millisecond }, nil)
+		f.near, f.probed, f.unclear, f.maxBw = true, true, true, tc.rate/5*4
 		now, sent := time.Unix(1000, 0), uint64(0)
-		perReport := uint64(rate / 8 / 100)
-		next := uint64(rate)
+		perReport := tc.rate / 8 / 100
+		next := tc.rate
 		for range 3 {
 			now, sent = now.Add(udpFastStatus), sent+perReport
 			next = f.report(now, udpFastStatus, uint32(perReport*tc.arrivedPM/1000), sent)
 		}
-		if ended := f.state == fcDrain; ended != tc.full || (!tc.full && next <= rate) {
-			t.Errorf("%d‰ of the probe arrived: state %d, next rate %d bit/s", tc.arrivedPM, f.state, next)
+		if ended := f.state == fcDrain; ended != tc.full || (!tc.full && next <= tc.rate) {
+			t.Errorf("%d‰ of a probe at %d bit/s arrived: state %d, next rate %d bit/s", tc.arrivedPM, tc.rate, f.state, next)
 		}
+	}
+}
+
+// TestStartStep: the start-up's step is fcStartGain times what arrived,
+// fcStartExtra above it or a quarter where that is more, and never more
+// than fcStartMaxExtra above it (what a receiver's socket buffer holds
+// over a step).
+func TestStartStep(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ got, want uint64 }{
+		{100e6, 170e6},
+		{2e9, 3e9},
+		{8e9, 10e9},
+		{40e9, 40e9 + fcStartMaxExtra},
+	} {
+		if next := startStep(tc.got, fcStartGain); next != tc.want {
+			t.Errorf("step from %d bit/s: %d, want %d", tc.got, next, tc.want)
+		}
+	}
+	if fcStartMaxExtra < 3e9 || fcStartMaxExtra > 4e9 {
+		t.Errorf("fcStartMaxExtra %d bit/s: a 16 MiB socket buffer over 40 ms is 3.4 Gbit/s", uint64(fcStartMaxExtra))
 	}
 }
 
