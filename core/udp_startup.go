@@ -194,7 +194,7 @@ const fcStartExtra = 1_000_000_000
 // limit, over its sample and verdict (about 40 ms), must fit in the
 // receiver's socket buffer (udpSocketBuffer, which the kernel doubles to
 // hold its own overhead). A step of a quarter at 40 Gbit/s overflowed
-// it: loopback tests with GSO lost 0.1-1.3 % of their datagrams, nearly
+// it: loopback tests with GSO lost 0.1-1.6 % of their datagrams, nearly
 // all in the start-up.
 const fcStartMaxExtra = udpSocketBuffer * 8 * uint64(time.Second/(40*time.Millisecond))
 
