@@ -19,12 +19,14 @@ import (
 type udpEngine struct {
 	server   bool
 	ctrl     net.Conn
+	acks     promptAcks // keeps ctrl's acknowledgements prompt (tcpRTT)
 	socks    []*udpio.Conn
 	tx       []*udpTx
 	rx       []*udpRx
 	pacer    *pacing.Pacer
-	rc       *rateControl // nil when this side does not send
-	starting atomic.Bool  // the sender is in its start-up (rc.starting)
+	rc       *rateControl  // nil when this side does not send
+	starting atomic.Bool   // the sender is in its start-up (rc.starting)
+	hold     atomic.Uint64 // rc.holdRate after the last report
 	start    time.Time
 	idle     time.Duration // no status for so long ends the test
 	drain    time.Duration
@@ -124,6 +126,7 @@ func (e *udpEngine) status(st wire.Status) {
 	if e.rc != nil {
 		e.pacer.SetRate(e.rc.report(now, uint32(bytes), sent))
 		e.starting.Store(e.rc.starting())
+		e.hold.Store(e.rc.holdRate())
 	}
 }
 
@@ -143,6 +146,7 @@ func (e *udpEngine) scanControl(b []byte) error {
 		return err
 	}
 	e.scanner.Scan(b, e.onStatus)
+	e.acks.again()
 	return nil
 }
 
@@ -157,6 +161,8 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 	e.scanner.Framed = true
 	e.onStatus = e.status
 	e.gate = newStatusGate(cmp.Or(e.maxStatusRate, DefaultMaxStatusRate))
+	e.acks = newPromptAcks(e.ctrl)
+	e.acks.again()
 	if e.rc != nil && e.rc.limit == 0 && len(e.tx) > 0 {
 		// Our unlimited sender marks its datagrams, and our receiver
 		// answers with a report every udpFastStatus: honour that many

@@ -92,6 +92,16 @@ func (c *rateControl) starting() bool {
 	return c.wMax == 0
 }
 
+// holdRate is what an unlimited sender in its start-up sends while
+// reports stop coming (udpBlindAfter): the rate that arrived whole below a
+// step that awaits its verdict. 0: no step awaits one.
+func (c *rateControl) holdRate() uint64 {
+	if c.fast == nil || !c.fast.starting() {
+		return 0
+	}
+	return c.fast.stepBase
+}
+
 // report takes a status report of bytes received, arriving at now, with
 // sent the sender's running total of bytes, and returns the new rate.
 func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {

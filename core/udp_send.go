@@ -31,6 +31,7 @@ func (e *udpEngine) newTx(snd *udpio.Sender, wireSize int) *udpTx {
 	t := &udpTx{snd: snd, pacer: e.pacer, wire: wireSize, seq: 1}
 	if e.rc.limit == 0 {
 		t.starting = &e.starting
+		t.blind = &blindHold{hold: &e.hold, heard: &e.lastHeard, start: e.start}
 	}
 	return t
 }
@@ -47,6 +48,26 @@ type udpTx struct {
 	// the datagrams when it changes (marked: what they carry now).
 	starting *atomic.Bool
 	marked   int8 // 0 none yet, 1 starting, 2 steady
+	blind    *blindHold
+}
+
+// blindHold holds a start-up step back while its reports stop coming
+// (fastControl.stepBase): the engine's rc.holdRate and the time its peer
+// was last heard, read by the sending loops.
+type blindHold struct {
+	hold  *atomic.Uint64
+	heard *atomic.Int64 // since start
+	start time.Time
+}
+
+// apply lowers the pacer's rate to the hold when the peer has not been
+// heard for udpBlindAfter; the next report sets it again.
+func (b *blindHold) apply(p *pacing.Pacer) {
+	h := b.hold.Load()
+	if h == 0 || p.Rate() <= h || time.Since(b.start)-time.Duration(b.heard.Load()) < udpBlindAfter {
+		return
+	}
+	p.SetRate(h)
 }
 
 // run sends until ctx ends, the socket's write deadline passes, or a send
@@ -78,6 +99,9 @@ func (u *udpTx) step(ctx context.Context, sl *pacing.Sleeper) error {
 			u.snd.Stamp(udpMarkOffset, m[:])
 			u.marked = want
 		}
+	}
+	if u.blind != nil {
+		u.blind.apply(u.pacer)
 	}
 	n := u.snd.Max()
 	sl.Slack = 0

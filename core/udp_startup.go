@@ -28,6 +28,10 @@ const (
 	// udpFastGap: reports closer than this come from a receiver that
 	// reports early, so the sender may steer by them.
 	udpFastGap = 100 * time.Millisecond
+	// udpBlindAfter: a start-up step whose reports stop coming for this
+	// long goes back to the rate that arrived whole until they come
+	// (fastControl.stepBase).
+	udpBlindAfter = udpFastStatus * 3 / 2
 	// udpStartBurst and udpStartBurstBytes bound the catch-up of an
 	// unlimited sender after a late wake-up: 10% of a 100 ms window, so
 	// with start-up steps of fcStartGain times what arrived no 100 ms
@@ -118,6 +122,13 @@ type fastControl struct {
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
 	probed   bool          // a sample went a quarter above a near one
+	// stepBase is the rate that arrived whole below a start-up step
+	// that awaits its verdict (0: none). Reports that stop coming (they
+	// wait behind the other direction's start-up in a test both ways)
+	// would otherwise leave the step running blind, above the path's
+	// rate for as long as they wait: the sender goes back to stepBase
+	// while they do (udpBlindAfter).
+	stepBase uint64
 
 	est          uint64 // the path's rate, bit/s
 	maxBw        uint64 // best rate that arrived in the start-up
@@ -293,11 +304,13 @@ func (f *fastControl) starting() bool { return f.state == fcStartup }
 func (f *fastControl) setRate(now time.Time, r uint64) {
 	f.rate = max(r, f.floor)
 	f.open = false
-	// rtt is the control connection's as the kernel smooths it, which
-	// holds how long the peer's kernel delayed its acknowledgements (up
-	// to the peer's next report). Prompt acknowledgements made both
-	// directions of a test both ways step in time with each other, and
-	// their start-ups overflowed the path more often (docs/protocol.md).
+	// rtt is the control connection's as the kernel smooths it. Our
+	// ends acknowledge its reports at once (promptAcks): a delayed
+	// acknowledgement waited for the peer's next report, up to 10 ms,
+	// and one end of a test both ways stepped every 40 ms instead of
+	// 30. In step with each other, the two start-ups reach the path's
+	// rate together and each one's reports wait behind the other's
+	// queue: stepBase keeps a step from running on blind meanwhile.
 	f.settle = now.Add(f.rtt() + f.gap/2)
 }
 
@@ -388,6 +401,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 	f.open, f.from, f.fromSent, f.bytes, f.maxGap, f.bunched, f.fromLag = true, now, sent, 0, 0, false, lag
 	switch f.state {
 	case fcStartup:
+		f.stepBase = 0
 		// Nothing arrives faster than it was sent: more is a burst of
 		// reports that were held up.
 		got = min(got, sentRate)
@@ -443,17 +457,17 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// cruise climbs by fcProbeExtra a cycle (a loopback
 			// test that ended its start-up at 15 of 40 Gbit/s
 			// stayed under 17 for 5 s).
-			f.unclear, f.near, f.probed = false, false, false
+			f.unclear, f.near, f.probed, f.stepBase = false, false, false, stepGot
 			f.setRate(now, min(2*f.rate, startStep(stepGot, f.startGain())))
 		case whole && !f.near:
-			f.unclear = false
+			f.unclear, f.stepBase = false, stepGot
 			f.setRate(now, min(2*f.rate, startStep(stepGot, f.startGain())))
 		case whole && !f.probed:
 			// The path took what arrived of the sample before, which
 			// may have been a noisy one (a few milliseconds of a busy
 			// machine in a sample of 20): probe a quarter above it
 			// before taking it as the path's rate.
-			f.probed = true
+			f.probed, f.stepBase = true, stepGot
 			f.setRate(now, stepGot/4*5)
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
@@ -693,6 +707,7 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 	f.cycGot, f.cycSent = 0, 0
 	// One probe's step above what arrived first: the start-up's steps
 	// follow once that arrives too.
+	f.stepBase = got
 	f.setRate(now, got/100*125)
 }
 

@@ -3,8 +3,11 @@ package core
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/btest-go/btest/core/pacing"
 )
 
 // linkSim is a bottleneck in 1 ms steps: a drop-tail queue of 50 ms in
@@ -33,6 +36,7 @@ type linkSim struct {
 	pendingReport    uint64
 	nextReport       time.Duration
 	reports          []simReport
+	lastReport       time.Duration // when the last report reached the sender
 	startupEnd       time.Duration
 }
 
@@ -58,8 +62,13 @@ func (l *linkSim) init() {
 // step runs the millisecond at ms: the sender, the bottleneck, the reports.
 func (l *linkSim) step(c *rateControl, start time.Time, ms time.Duration) {
 	now := start.Add(ms)
-	// The sender, paced at the controller's rate.
-	l.credit += float64(c.rate) / 8 / 1000
+	// The sender, paced at the controller's rate, held back while
+	// reports stop coming (blindHold).
+	rate := c.rate
+	if h := c.holdRate(); h > 0 && ms-l.lastReport >= udpBlindAfter {
+		rate = min(rate, h)
+	}
+	l.credit += float64(rate) / 8 / 1000
 	send := uint64(l.credit)
 	l.credit -= float64(send)
 	l.sent += send
@@ -69,7 +78,7 @@ func (l *linkSim) step(c *rateControl, start time.Time, ms time.Duration) {
 		l.lost += l.queue - l.qmax
 		l.queue = l.qmax
 	}
-	rate := l.rate
+	rate = l.rate
 	if l.rateAt != nil {
 		rate = l.rateAt(ms)
 	}
@@ -97,6 +106,7 @@ func (l *linkSim) step(c *rateControl, start time.Time, ms time.Duration) {
 	for len(l.reports) > 0 && l.reports[0].at <= ms {
 		c.report(now, uint32(l.reports[0].bytes), l.sent)
 		l.reports = l.reports[1:]
+		l.lastReport = ms
 	}
 	if l.startupEnd == 0 && !c.starting() {
 		l.startupEnd = ms
@@ -436,5 +446,54 @@ func TestFastControlDrainRunsDry(t *testing.T) {
 	}
 	if f.state != fcCruise || f.est < path*98/100 || f.est > path*101/100 {
 		t.Errorf("state %d, estimate %d bit/s on a %d bit/s path", f.state, f.est, uint64(path))
+	}
+}
+
+// TestBlindHold: a start-up step records the rate that arrived whole
+// below it (holdRate) until its verdict, and a sending loop that has not
+// heard the peer for udpBlindAfter goes back to that rate; one that heard
+// it lately, or with no step pending, keeps its rate.
+func TestBlindHold(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	c := newRateControl(0, 1500, start, func() time.Duration { return time.Millisecond })
+	const path = 100e6
+	now, sent := start, uint64(0)
+	report := func(arrived uint64) {
+		now = now.Add(udpFastStatus)
+		sent += c.rate / 8 / 100
+		c.report(now, uint32(min(arrived, c.rate)/8/100), sent)
+	}
+	for range 4 {
+		report(path)
+	}
+	if c.fast == nil || c.rate <= udpStartRate {
+		t.Fatalf("no start-up step after four reports: rate %d bit/s", c.rate)
+	}
+	base := c.holdRate()
+	if base == 0 || base >= c.rate {
+		t.Fatalf("a step to %d bit/s holds %d bit/s", c.rate, base)
+	}
+
+	p := pacing.New(c.rate, time.Millisecond)
+	var hold atomic.Uint64
+	var heard atomic.Int64
+	hold.Store(base)
+	b := &blindHold{hold: &hold, heard: &heard, start: time.Now()}
+	heard.Store(int64(time.Since(b.start)))
+	b.apply(p)
+	if p.Rate() != c.rate {
+		t.Errorf("heard just now: rate %d bit/s, want %d", p.Rate(), c.rate)
+	}
+	heard.Store(int64(time.Since(b.start) - 2*udpBlindAfter))
+	b.apply(p)
+	if p.Rate() != base {
+		t.Errorf("not heard for %v: rate %d bit/s, want the hold %d", 2*udpBlindAfter, p.Rate(), base)
+	}
+	p.SetRate(c.rate)
+	hold.Store(0)
+	b.apply(p)
+	if p.Rate() != c.rate {
+		t.Errorf("no step pending: rate %d bit/s, want %d", p.Rate(), c.rate)
 	}
 }
