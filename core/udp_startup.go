@@ -79,7 +79,8 @@ func readMark(d []byte) (ours, starting bool) {
 // milliseconds and every verdict allows for it.
 //
 //   - Start-up: while at least 90% of what was sent arrives, the next rate
-//     is fcStartGain (1.7) times what arrived, twice the rate at most.
+//     is fcStartGain (1.7) times what arrived, twice the rate at most (2.0
+//     below fcStartLowBelow, 100 Mbit/s).
 //     Between 70% and 90% the next sample goes at what arrived; if that
 //     arrives, or when less arrives, the path is full, and what arrived is
 //     its rate. Reports held up, or a sender that did not reach its rate,
@@ -88,7 +89,7 @@ func readMark(d []byte) (ours, starting bool) {
 //     the last start-up step is gone (what arrives no longer exceeds what
 //     is sent) or 200 ms passed. What arrives meanwhile is the path's rate.
 //   - Cruise, in a cycle of eight phases of 100 ms at fcGains of the
-//     path's rate: a probe 25% above it, a drain at 70%, six at 99%, so that
+//     path's rate: a probe 25% above it, a drain at 72.5%, six at 99.5%, so that
 //     a queue left by the probe, or by a rate a little too high, empties
 //     every cycle. The rate moves on evidence only. A probe that arrived
 //     whole starts the search over; one that shows some room adds 5%. The
@@ -224,11 +225,32 @@ const fcPeerStartGain = 16
 
 // startGain returns the start-up's step, in tenths.
 func (f *fastControl) startGain() uint64 {
+	g := uint64(fcStartGain)
 	if f.peerStarting != nil && f.peerStarting() {
-		return fcPeerStartGain
+		g = fcPeerStartGain
 	}
-	return fcStartGain
+	if f.rate < fcStartLowBelow {
+		g += fcStartLowExtra
+	}
+	return g
 }
+
+// fcStartLowExtra is added to the start-up's step, in tenths, while the
+// rate is below fcStartLowBelow. Every path faster than that pays for the
+// steps below it, a fixed cost: a 1 Gbit/s start-up spent half its steps
+// (12 to 100 Mbit/s, 30 ms each) sending under a tenth of the path's
+// rate, 1-2% of a 10 s test. A step of 2.0 from a rate at or below the
+// path's sends at most twice the path's rate, for one sample and its
+// verdict (about 40 ms), and queues at most that long at the path's rate.
+// On a path slower than 100 Mbit/s, a step that went a tenth above its
+// rate and looked whole through a shaper's burst (fcStartGain) goes on to
+// 2.2 times its rate instead of 1.9 for one sample: a 100 ms window then
+// carries about 1.5 times the path's rate. The 10 and 100 Mbit/s shaped
+// cases lost nothing to it, and peaked at 1.27-1.33 times (README).
+const (
+	fcStartLowBelow = 100_000_000
+	fcStartLowExtra = 3
+)
 
 // startStep returns the start-up's next rate after got arrived whole,
 // gain (in tenths) times got, held to fcStartExtra above it or a quarter,
@@ -259,13 +281,16 @@ const fcProbeExtra = udpSocketBuffer / 4 * 8 * uint64(time.Second/fcCruisePhase)
 // held probes arrived whole (so the rate climbs a few percent a cycle
 // where the path takes more: still within the socket buffer's 16 MiB).
 func (f *fastControl) probeExtra() uint64 {
-	return min(f.est/100*(fcGains[0]-100), fcProbeExtra<<f.probeShift)
+	return min(f.est/1000*(fcGains[0]-1000), fcProbeExtra<<f.probeShift)
 }
 
-// fcGains are the cruise cycle's rate factors, in percent: a probe, a
+// fcGains are the cruise cycle's rate factors, per mille: a probe, a
 // drain, and six phases a little under the path's rate, so that a queue
-// the probe left, or an estimate a little high, drains by itself.
-var fcGains = [8]uint64{125, 70, 99, 99, 99, 99, 99, 99}
+// the probe left, or an estimate a little high, drains by itself. The
+// steady phases are what a long test delivers: at 99% they left 1% of a
+// 1 Gbit/s path unused, and a test both ways at 1 Gbit/s landed within a
+// percent of the 95% it must reach (the README's shaped-link figures).
+var fcGains = [8]uint64{1250, 700, 995, 995, 995, 995, 995, 995}
 
 // fcQueueFrom is the first phase of the cycle's steady part whose backlog
 // is compared with the last one's: the drain's lower rate still shows in
@@ -276,9 +301,10 @@ const fcQueueFrom = 3
 const fcCreepPM = 3
 
 // measured takes v as the path's rate, measured as what it delivered
-// while a queue built: clean cycles may raise it by 1% (creepTo).
+// while a queue built: clean cycles may raise it by 0.5% (creepTo), so
+// that the steady phases (99.5%) send no more than that.
 func (f *fastControl) measured(v uint64) {
-	f.est, f.creepTo = v, v+v/100
+	f.est, f.creepTo = v, v+v/200
 }
 
 // raised takes v, more than the rate, from a probe that found room: the
@@ -482,7 +508,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.state, f.drainStarted, f.fullBw = fcDrain, now, got
 			// A renewed search drains no lower than the rate it
 			// started from, which the path took.
-			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/100*fcGains[2]))
+			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/1000*fcGains[2]))
 		}
 	case fcDrain:
 		// While the path's queue drains it delivers at its own rate:
@@ -631,16 +657,19 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		// a quarter above it adds to the queue.
 		f.phase, f.probeLate, f.drainNext = 1, true, false
 	}
-	f.rate = max(f.est/100*fcGains[f.phase], f.floor)
+	f.rate = max(f.est/1000*fcGains[f.phase], f.floor)
 	if f.phase == 1 {
 		// The drain takes out what the probe may have queued, with a
-		// fifth more: 70% after a probe of 25%, and less below the
-		// rate where the probe was held to fcProbeExtra. The fifth
-		// more keeps a rate up to 1.4% above the path's from
-		// building a queue over the cycle (the creep takes it 1%
-		// above what was measured); with none, a 10 Mbit/s path
-		// dropped a few datagrams in one test in three.
-		f.rate = max(f.est-f.probeExtra()/5*6, f.rate, f.floor)
+		// tenth more: 72.5% after a probe of 25%, and less below the
+		// rate where the probe was held to fcProbeExtra. With the
+		// steady phases' half percent, the tenth more keeps a rate
+		// up to 0.7% above the path's from building a queue over
+		// the cycle (the creep takes it 0.5% above what was
+		// measured); with none, a 10 Mbit/s path dropped a few
+		// datagrams in one test in three. A fifth more (with the
+		// steady phases at 99%) left a 1 Gbit/s path idle for the
+		// last 17 ms of every drain.
+		f.rate = max(f.est-f.probeExtra()/10*11, f.rate, f.floor)
 	}
 	if f.phase == 0 {
 		// Well under the recent best, probe straight back towards it
@@ -725,14 +754,14 @@ func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
 	if grewPM <= base+marginPM {
 		return
 	}
-	sentRate := f.est / 100 * fcGains[to]
+	sentRate := f.est / 1000 * fcGains[to]
 	f.cutTo(max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor), to)
 }
 
 // cutTo takes v, what the path delivered while the rate was above it, as
 // its rate, at the end of phase k. A cut of 5% or more left a queue that
 // the next phase drains; a smaller one, the usual trim of a rate a little
-// high, leaves one the steady phases at 99% drain by themselves.
+// high, leaves one the steady phases at 99.5% drain by themselves.
 func (f *fastControl) cutTo(v uint64, k int) {
 	f.drainNext = f.drainNext || v < f.est/20*19
 	f.measured(v)
@@ -798,13 +827,13 @@ func (f *fastControl) endCycle(now time.Time) {
 	} else {
 		f.queueGrew(f.lower(fcQueueFrom, fcQueueFrom+1), last, 3)
 		if !f.cut && lossPM <= base && valid {
-			// A clean cycle: the rate creeps up by fcCreepPM, to 1%
+			// A clean cycle: the rate creeps up by fcCreepPM, to 0.5%
 			// above what was last measured (measured). A cut leaves it at what
 			// the path delivered while a queue built, which may be
 			// a little under the path's rate (the loss of a full
 			// queue counts in it), and a probe sees only room of a
 			// tenth and more: without the creep the steady phases
-			// (99%) would stay a percent or two under the path for
+			// (99.5%) would stay a percent or two under the path for
 			// good. With it they reach what the path delivered, and
 			// no more: a queue the backlog is too coarse to see
 			// would grow until the path drops.
