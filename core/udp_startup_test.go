@@ -380,8 +380,12 @@ func TestReportGrid(t *testing.T) {
 // looked nearly full goes on with the search only when nearly all of it
 // arrives. A probe of which 91.5% arrived, on a path full at a tenth above
 // the sample's rate, once made the start-up step to 1.6 times the path's
-// rate (a 1 Gbit/s test both ways); that is a full path, and the start-up
-// ends at what arrived.
+// rate (a 1 Gbit/s test both ways); that is a full path. Between 90% and
+// 95% the sender probes once more, a quarter above what arrived: on a full
+// path that arrives no better, and the start-up ends at what arrived; a
+// receiver that was busy for a moment (the same 91.5%, then all of it)
+// lets the search go on, where it once ended a 1 Gbit/s start-up at a
+// quarter of the path's rate.
 //
 // Where a step is no more than a quarter too (fcStartExtra), the probe's
 // 90% goes on with the search: a step then goes no further than the probe
@@ -391,20 +395,32 @@ func TestFastControlProbeMostlyWhole(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		rate      uint64
-		arrivedPM uint64
-		full      bool
-	}{{1062e6, 915, true}, {1062e6, 970, false}, {16800e6, 925, false}, {16800e6, 850, true}} {
+		arrivedPM uint64 // of the first probe
+		fullPath  bool   // the path delivers that much and no more; else all arrives after it
+	}{{1062e6, 915, true}, {1062e6, 915, false}, {1062e6, 970, false}, {16800e6, 925, false}, {16800e6, 850, true}} {
 		f := newFastControl(0, tc.rate, func() time.Duration { return time.Millisecond }, nil)
 		f.near, f.probed, f.unclear, f.maxBw = true, true, true, tc.rate/5*4
+		pathPerReport := tc.rate / 8 / 100 * tc.arrivedPM / 1000
 		now, sent := time.Unix(1000, 0), uint64(0)
-		perReport := tc.rate / 8 / 100
-		next := tc.rate
-		for range 3 {
+		next, most := tc.rate, tc.rate
+		for k := range 6 {
+			perReport := next / 8 / 100
+			arrived := perReport
+			if tc.fullPath || k < 3 {
+				arrived = min(perReport, pathPerReport)
+			}
 			now, sent = now.Add(udpFastStatus), sent+perReport
-			next = f.report(now, udpFastStatus, uint32(perReport*tc.arrivedPM/1000), sent)
+			next = f.report(now, udpFastStatus, uint32(arrived), sent)
+			if f.state == fcStartup {
+				most = max(most, next)
+			}
 		}
-		if ended := f.state == fcDrain; ended != tc.full || (!tc.full && next <= tc.rate) {
-			t.Errorf("%d‰ of a probe at %d bit/s arrived: state %d, next rate %d bit/s", tc.arrivedPM, tc.rate, f.state, next)
+		ended := f.state != fcStartup
+		if ended != tc.fullPath || (!tc.fullPath && next <= tc.rate) {
+			t.Errorf("%d‰ of a probe at %d bit/s arrived (a full path: %v): state %d, next rate %d bit/s", tc.arrivedPM, tc.rate, tc.fullPath, f.state, next)
+		}
+		if path := pathPerReport * 8 * 100; tc.fullPath && most > path/4*5+path/100 {
+			t.Errorf("%d‰ of a probe at %d bit/s arrived at a full path of %d bit/s: sent %d bit/s", tc.arrivedPM, tc.rate, path, most)
 		}
 	}
 }
