@@ -179,7 +179,7 @@ func TestFastControl(t *testing.T) {
 			}
 			// What the simulated path can deliver, less the start-up
 			// and the cruise's probe and drain: 10 s at 1 Gbit/s
-			// lose 2.5% to them, less at lower rates (the start-up
+			// lose 2.6% to them, less at lower rates (the start-up
 			// is shorter). The start-up's faster steps below 100
 			// Mbit/s (fcStartLowExtra) and the steady phases at
 			// 99.5% took 1 Gbit/s from 96.9% to 97.4% and 100
