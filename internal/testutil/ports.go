@@ -64,6 +64,14 @@ type Ports struct {
 	mu           sync.Mutex
 	nextUDP      int // offset into the UDP server block
 	nextTCP      int // offset into the TCP block
+	// udpLeased counts, per offset into the UDP server block, the tests
+	// still running that were given the port. A server binds its UDP
+	// ports only when a test starts, and the client its partners, so a
+	// port handed out looks free until then: once the window had wrapped
+	// round, a second test was given the same ports and one of them
+	// failed to bind ("address already in use"). UDP hands out ports no
+	// running test holds while there are any.
+	udpLeased [256]int
 }
 
 // The parent's share of a range; isolated children split the rest.
@@ -135,22 +143,57 @@ func (p *Ports) UDP(t testing.TB, n int) (first, last int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for range p.udpHi - p.udpLo {
-		if p.nextUDP+n > p.udpHi {
-			p.nextUDP = p.udpLo
-		}
-		first = p.r.Base + p.nextUDP
-		p.nextUDP += n
-		ok := true
-		for port := first; port < first+n && ok; port++ {
-			ok = udpFree(port) && udpFree(port+UDPPartnerOffset)
-		}
-		if ok {
-			return first, first + n - 1
+	// First ports no running test was given; failing that (more tests
+	// at once than the window holds), any that are free right now.
+	for _, unleased := range []bool{true, false} {
+		for range p.udpHi - p.udpLo {
+			if p.nextUDP+n > p.udpHi {
+				p.nextUDP = p.udpLo
+			}
+			off := p.nextUDP
+			p.nextUDP += n
+			if unleased && p.leased(off, n) {
+				continue
+			}
+			first = p.r.Base + off
+			ok := true
+			for port := first; port < first+n && ok; port++ {
+				ok = udpFree(port) && udpFree(port+UDPPartnerOffset)
+			}
+			if ok {
+				p.lease(t, off, n)
+				return first, first + n - 1
+			}
 		}
 	}
 	t.Fatalf("testutil: no %d free UDP ports in %s's range %d-%d", n, p.r.Name, p.r.Base+p.udpLo, p.r.Base+p.udpHi-1)
 	return 0, 0
+}
+
+// leased reports whether a running test was given any of the n UDP
+// server ports from offset off. p.mu is held.
+func (p *Ports) leased(off, n int) bool {
+	for _, c := range p.udpLeased[off : off+n] {
+		if c > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lease marks the n UDP server ports from offset off as t's until t ends.
+// p.mu is held.
+func (p *Ports) lease(t testing.TB, off, n int) {
+	for i := off; i < off+n; i++ {
+		p.udpLeased[i]++
+	}
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for i := off; i < off+n; i++ {
+			p.udpLeased[i]--
+		}
+	})
 }
 
 // UDPRange is UDP formatted as "first-last", the form of configurations.

@@ -60,3 +60,41 @@ func TestPortsSkipBusy(t *testing.T) {
 		t.Errorf("UDP gave %d-%d", first, last)
 	}
 }
+
+// TestPortsLeaseUDP: UDP does not hand out ports that a running test was
+// given, even once its window wraps round and the ports still look free
+// (a server binds them only when a test starts); the ports of a test that
+// ended come back, and when every port is given the free ones are shared
+// rather than none.
+func TestPortsLeaseUDP(t *testing.T) {
+	r := Range{"testutil", 30720} // below the ephemeral range, used by this test only
+	p := NewPorts(r)
+	const n = 8
+	half := parentUDP / n / 2
+	held := map[int]bool{}
+	for range half {
+		first, _ := p.UDP(t, n) // leased until this test ends
+		held[first] = true
+	}
+	t.Run("ended", func(t *testing.T) {
+		for range half {
+			if first, _ := p.UDP(t, n); held[first] {
+				t.Fatalf("UDP gave %d twice", first)
+			}
+		}
+	})
+	// The window has wrapped round: only the ended subtest's ports are
+	// free of a lease.
+	for range half {
+		first, _ := p.UDP(t, n)
+		if held[first] {
+			t.Fatalf("UDP gave %d, which a running test holds", first)
+		}
+		if first < r.Base || first >= r.Base+parentUDP {
+			t.Fatalf("UDP gave %d, outside the window", first)
+		}
+	}
+	if first, _ := p.UDP(t, n); first < r.Base || first >= r.Base+parentUDP {
+		t.Errorf("every port leased: UDP gave %d, outside the window", first)
+	}
+}
