@@ -122,8 +122,9 @@ type fastControl struct {
 	fromLag  time.Duration // reportLag at the sample's start
 	unclear  bool          // the last start-up sample was unclear
 	near     bool          // a start-up sample showed the path close to full
-	probed   bool          // a sample went a quarter above a near one
-	reprobed bool          // and another a quarter above that one
+	// probes counts the samples that went a quarter above a near one
+	// (the second a quarter above what the first delivered).
+	probes uint8
 	// stepBase is the rate that arrived whole below a start-up step
 	// that awaits its verdict (0: none). Reports that stop coming (they
 	// wait behind the other direction's start-up in a test both ways)
@@ -474,7 +475,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			again := min(f.maxBw, max(stepGot, f.maxBw/2))
 			f.unclear, f.near = true, true
 			f.setRate(now, min(f.rate, max(again, udpStartRate)))
-		case whole && f.probed && (got*100 >= ref*95 || quarterStep(stepGot, f.startGain())):
+		case whole && f.probes > 0 && (got*100 >= ref*95 || quarterStep(stepGot, f.startGain())):
 			// The probe above a rate the path seemed to be full at
 			// arrived: that was a noisy sample, search on. It is
 			// held to more than a step: a probe a quarter above a
@@ -488,9 +489,9 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// cruise climbs by fcProbeExtra a cycle (a loopback
 			// test that ended its start-up at 15 of 40 Gbit/s
 			// stayed under 17 for 5 s).
-			f.unclear, f.near, f.probed, f.reprobed, f.stepBase = false, false, false, false, stepGot
+			f.unclear, f.near, f.probes, f.stepBase = false, false, 0, stepGot
 			f.setRate(now, min(2*f.rate, startStep(stepGot, f.startGain())))
-		case whole && f.probed && !f.reprobed:
+		case whole && f.probes == 1:
 			// 90-95% of the probe arrived: a path a little faster
 			// than the rate that looked full, or a receiver still
 			// busy (a 1 Gbit/s test both ways ended its start-up at
@@ -499,17 +500,17 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			// a quarter above what arrived: a full path shows
 			// itself full again (a quarter above its rate for one
 			// sample), a noisy moment that passed shows room.
-			f.reprobed, f.stepBase = true, stepGot
+			f.probes, f.stepBase = 2, stepGot
 			f.setRate(now, stepGot/4*5)
 		case whole && !f.near:
 			f.unclear, f.stepBase = false, stepGot
 			f.setRate(now, min(2*f.rate, startStep(stepGot, f.startGain())))
-		case whole && !f.probed:
+		case whole && f.probes == 0:
 			// The path took what arrived of the sample before, which
 			// may have been a noisy one (a few milliseconds of a busy
 			// machine in a sample of 20): probe a quarter above it
 			// before taking it as the path's rate.
-			f.probed, f.stepBase = true, stepGot
+			f.probes, f.stepBase = 1, stepGot
 			f.setRate(now, stepGot/4*5)
 		case !full && !f.unclear:
 			// Look again at what arrived: a path near its rate
@@ -748,7 +749,7 @@ func (f *fastControl) restart(now time.Time, got uint64) {
 	}
 	f.state, f.maxBw, f.fullBw, f.drainBytes, f.drainSpan = fcStartup, got, 0, 0, 0
 	f.drainLastBytes, f.drainLastSpan = 0, 0
-	f.unclear, f.near, f.probed, f.reprobed, f.haveCycD = false, false, false, false, false
+	f.unclear, f.near, f.probes, f.haveCycD = false, false, 0, false
 	f.cycGot, f.cycSent = 0, 0
 	// One probe's step above what arrived first: the start-up's steps
 	// follow once that arrives too.

@@ -399,7 +399,7 @@ func TestFastControlProbeMostlyWhole(t *testing.T) {
 		fullPath  bool   // the path delivers that much and no more; else all arrives after it
 	}{{1062e6, 915, true}, {1062e6, 915, false}, {1062e6, 970, false}, {16800e6, 925, false}, {16800e6, 850, true}} {
 		f := newFastControl(0, tc.rate, func() time.Duration { return time.Millisecond }, nil)
-		f.near, f.probed, f.unclear, f.maxBw = true, true, true, tc.rate/5*4
+		f.near, f.probes, f.unclear, f.maxBw = true, 1, true, tc.rate/5*4
 		pathPerReport := tc.rate / 8 / 100 * tc.arrivedPM / 1000
 		now, sent := time.Unix(1000, 0), uint64(0)
 		next, most := tc.rate, tc.rate
