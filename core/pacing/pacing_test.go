@@ -79,25 +79,28 @@ func TestChunkFor(t *testing.T) {
 
 // TestSlack: a Sleeper with slack sends at once while it is less than the
 // slack ahead of the schedule, then sleeps; the schedule is the pacer's.
+// The times are long enough that a loaded machine, which may hold the test
+// off its CPU for tens of milliseconds, cannot make the first part look
+// like a sleep: without the slack it would take the 400 ms booked.
 func TestSlack(t *testing.T) {
-	p := New(8_000_000, 0) // 1 MB/s: 1000 bytes cost 1 ms
-	s := Sleeper{Slack: 50 * time.Millisecond}
+	p := New(800_000, 0) // 100 kB/s: 1000 bytes cost 10 ms
+	s := Sleeper{Slack: 500 * time.Millisecond}
 	defer s.Stop()
 	start := time.Now()
-	for range 40 { // 40 ms booked, all within the slack
+	for range 40 { // 400 ms booked, all within the slack
 		if err := s.Wait(context.Background(), p, 1000); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := time.Since(start); d > 30*time.Millisecond {
-		t.Fatalf("40 ms booked within 50 ms of slack took %v", d)
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Fatalf("400 ms booked within 500 ms of slack took %v", d)
 	}
-	// 100 ms more: the schedule is 140 ms ahead, so this waits about
-	// 90 ms (140 - 50 of slack).
+	// 1 s more: the schedule is 1.4 s ahead, so this waits about 0.9 s
+	// (1.4 s less 0.5 s of slack).
 	for range 100 {
 		s.Wait(context.Background(), p, 1000)
 	}
-	if d := time.Since(start); d < 80*time.Millisecond {
-		t.Fatalf("140 ms booked with 50 ms of slack took only %v", d)
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Fatalf("1.4 s booked with 500 ms of slack took only %v", d)
 	}
 }
