@@ -298,6 +298,10 @@ func (f *fastControl) probeExtra() uint64 {
 // percent of the 95% it must reach (the README's shaped-link figures).
 var fcGains = [8]uint64{1250, 700, 995, 995, 995, 995, 995, 995}
 
+// phaseRate is the rate phase i of the cruise cycle sends: the path's
+// estimated rate at fcGains[i].
+func (f *fastControl) phaseRate(i int) uint64 { return f.est / 1000 * fcGains[i] }
+
 // fcQueueFrom is the first phase of the cycle's steady part whose backlog
 // is compared with the last one's: the drain's lower rate still shows in
 // the one before.
@@ -525,7 +529,7 @@ func (f *fastControl) report(now time.Time, gap time.Duration, bytes uint32, sen
 			f.state, f.drainStarted, f.fullBw = fcDrain, now, got
 			// A renewed search drains no lower than the rate it
 			// started from, which the path took.
-			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.est/1000*fcGains[2]))
+			f.setRate(now, max(f.maxBw/2, udpStartRate/4, f.phaseRate(2)))
 		}
 	case fcDrain:
 		// While the path's queue drains it delivers at its own rate:
@@ -674,7 +678,7 @@ func (f *fastControl) cruise(now time.Time, got, sentRate, gotBytes, sentBytes u
 		// a quarter above it adds to the queue.
 		f.phase, f.probeLate, f.drainNext = 1, true, false
 	}
-	f.rate = max(f.est/1000*fcGains[f.phase], f.floor)
+	f.rate = max(f.phaseRate(f.phase), f.floor)
 	if f.phase == 1 {
 		// The drain takes out what the probe may have queued, with a
 		// tenth more: 72.5% after a probe of 25%, and less below the
@@ -771,7 +775,7 @@ func (f *fastControl) queueGrew(from, to int, marginPM uint64) {
 	if grewPM <= base+marginPM {
 		return
 	}
-	sentRate := f.est / 1000 * fcGains[to]
+	sentRate := f.phaseRate(to)
 	f.cutTo(max(mulDiv(sentRate, 1000-min(grewPM-base, 900), 1000), f.floor), to)
 }
 

@@ -71,7 +71,7 @@ type Ports struct {
 	// round, a second test was given the same ports and one of them
 	// failed to bind ("address already in use"). UDP hands out ports no
 	// running test holds while there are any.
-	udpLeased [256]int
+	udpLeased [UDPPartnerOffset]int
 }
 
 // The parent's share of a range; isolated children split the rest.
