@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/btest-go/btest/core/md5auth"
@@ -148,6 +149,13 @@ func (cc *clientConn) step(c net.Conn) {
 	c.SetDeadline(time.Now().Add(cc.cfg.HandshakeTimeout))
 }
 
+// closedEarly reports whether a handshake read failed because the server
+// closed the connection before sending a byte of that step: a clean close
+// or a reset.
+func closedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // readFull reads len(b) bytes of handshake step what.
 func readFull(c net.Conn, b []byte, what string) error {
 	if _, err := io.ReadFull(c, b); err != nil {
@@ -160,6 +168,12 @@ func (cc *clientConn) handshake(c net.Conn) error {
 	cc.step(c)
 	var hello [wire.HelloSize]byte
 	if err := readFull(c, hello[:], "hello"); err != nil {
+		if closedEarly(err) {
+			// Our server closes before its greeting when the address
+			// is not allowed or too many handshakes are under way
+			// (docs/protocol.md, §5.3 How our server refuses).
+			return fmt.Errorf("%w: the server closed the connection before its greeting (address not allowed, or too many connections in handshake)", ErrRefused)
+		}
 		return err
 	}
 	if err := wire.CheckHello(hello[:]); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,6 +189,11 @@ func TestAllowDeny(t *testing.T) {
 	defer c.Close()
 	expectClosed(t, c, nil, 3*time.Second) // no HELLO
 	waitRefusal(t, rec, RefusedNotAllowed)
+	// Our client names that close for what it is: a refusal.
+	_, err = RunClient(context.Background(), ClientConfig{Address: addr, LocalAddress: "127.0.0.9", Duration: 200 * time.Millisecond})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "before its greeting") {
+		t.Fatalf("denied client: %v, want ErrRefused before the greeting", err)
+	}
 }
 
 func TestMaxDuration(t *testing.T) {
