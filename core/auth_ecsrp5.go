@@ -45,9 +45,9 @@ func (s *Server) authECSRP5(c net.Conn) (string, error) {
 	case err == nil:
 		return user, nil
 	case errors.Is(err, ecsrp5.ErrAuthFailed):
-		return "", fmt.Errorf("%w: %w", ErrAuthFailed, err)
+		return "", kindError{ErrAuthFailed, err}
 	case errors.Is(err, ecsrp5.ErrMalformed), errors.Is(err, ecsrp5.ErrInvalidPoint):
-		return "", fmt.Errorf("%w: %w", ErrProtocol, err)
+		return "", kindError{ErrProtocol, err}
 	}
 	return "", fmt.Errorf("ec-srp5: %w", timeoutErr(err))
 }
@@ -61,9 +61,9 @@ func clientECSRP5(c net.Conn, user, password string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ecsrp5.ErrAuthFailed):
-		return fmt.Errorf("%w: %w", ErrAuthFailed, err)
+		return kindError{ErrAuthFailed, err}
 	case errors.Is(err, ecsrp5.ErrMalformed), errors.Is(err, ecsrp5.ErrInvalidPoint):
-		return fmt.Errorf("%w: %w", ErrProtocol, err)
+		return kindError{ErrProtocol, err}
 	}
 	return fmt.Errorf("ec-srp5: %w", timeoutErr(err))
 }

@@ -38,6 +38,15 @@ var (
 	ErrServerClosed = errors.New("btest server closed")
 )
 
+// kindError files err under one of this package's sentinels (kind)
+// without repeating what err already says: an ecsrp5 error reads
+// "ecsrp5: authentication failed: ...", and prefixing core's
+// "authentication failed" to it said the same thing twice.
+type kindError struct{ kind, err error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
 // resultString names an outcome for logs and metric labels.
 func resultString(err error) string {
 	switch {

@@ -386,6 +386,10 @@ func TestECSRP5(t *testing.T) {
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("err %v, want %v", err, tc.want)
 				}
+				// The user reads this: it says what failed once.
+				if n := strings.Count(err.Error(), "authentication failed"); n != 1 {
+					t.Fatalf("err %q says %q %d times", err, "authentication failed", n)
+				}
 				return
 			}
 			if err != nil {

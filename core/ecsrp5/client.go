@@ -36,7 +36,7 @@ func Client(rw io.ReadWriter, user, password string, rand io.Reader) error {
 	frame, err := readFrame(rw, &buf, ServerHelloSize, "MSG2")
 	if err != nil {
 		if closedByPeer(err) {
-			return fmt.Errorf("ecsrp5: server closed the connection instead of sending MSG2 (unknown user?): %w: %w", ErrAuthFailed, err)
+			return fmt.Errorf("%w: the server closed the connection instead of sending MSG2 (unknown user?) (%w)", ErrAuthFailed, err)
 		}
 		return err
 	}
@@ -55,7 +55,7 @@ func Client(rw io.ReadWriter, user, password string, rand io.Reader) error {
 	frame, err = readFrame(rw, &buf, ProofSize, "MSG4")
 	if err != nil {
 		if closedByPeer(err) {
-			return fmt.Errorf("ecsrp5: server closed the connection instead of sending MSG4 (wrong password?): %w: %w", ErrAuthFailed, err)
+			return fmt.Errorf("%w: the server closed the connection instead of sending MSG4 (wrong password?) (%w)", ErrAuthFailed, err)
 		}
 		if errors.Is(err, ErrMalformed) {
 			return fmt.Errorf("%w: %w", ErrAuthFailed, err)
@@ -67,7 +67,7 @@ func Client(rw io.ReadWriter, user, password string, rand io.Reader) error {
 		return fmt.Errorf("%w: %w", ErrAuthFailed, err)
 	}
 	if !c.verify(&cs) {
-		return fmt.Errorf("ecsrp5: server proof does not match (server does not know the password): %w", ErrAuthFailed)
+		return fmt.Errorf("%w: the server's proof does not match (the server does not know the password)", ErrAuthFailed)
 	}
 	return nil
 }
