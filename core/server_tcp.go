@@ -93,7 +93,7 @@ loop:
 			st := win.next(now, txTotal, rxTotal, 0, cpu)
 			if dir.ServerReceivesData() {
 				seq++
-				f := wire.Status{CPU: uint8(cpu), Seq: seq, Bytes: wire.SaturateBytes(rxTotal - lastRx)}
+				f := wire.Status{CPU: statusCPU(cpu), Seq: seq, Bytes: wire.SaturateBytes(rxTotal - lastRx)}
 				lastRx = rxTotal
 				if dir == wire.Both {
 					pending.Store(&f)

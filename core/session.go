@@ -212,5 +212,11 @@ func writeSize(txSize int) int {
 	return payloadSize / txSize * txSize
 }
 
-// localCPU samples this machine's CPU load for a status message.
-func localCPU() int { return int(cpuload.Shared.Percent()) }
+// localCPU samples this machine's CPU load in percent, -1 when not known
+// yet (see statusCPU for the wire).
+func localCPU() int { return cpuload.Shared.Sample() }
+
+// statusCPU is the CPU byte of a status message: the wire has no
+// "unknown", so an unknown load goes as 0, as peers that do not measure it
+// send it.
+func statusCPU(cpu int) uint8 { return uint8(max(0, min(100, cpu))) }

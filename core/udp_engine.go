@@ -225,7 +225,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		rx := e.rxBytes()
 		early.since.Store(0)
 		seq++
-		b := wire.Status{CPU: uint8(localCPU()), Seq: seq, Bytes: wire.SaturateBytes(rx - lastRx)}.Marshal()
+		b := wire.Status{CPU: statusCPU(localCPU()), Seq: seq, Bytes: wire.SaturateBytes(rx - lastRx)}.Marshal()
 		lastRx = rx
 		e.ctrl.SetWriteDeadline(now.Add(statusWriteTimeout))
 		_, err := e.ctrl.Write(b[:])

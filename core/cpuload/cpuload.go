@@ -8,32 +8,54 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
-// Sampler reports the CPU load since its previous call. It is safe for
-// concurrent use; callers share one per process.
+// Sampler reports the CPU load over the last stretch of time between its
+// calls. It is safe for concurrent use; callers share one per process.
 type Sampler struct {
 	mu          sync.Mutex
+	at          time.Time // when busy and total were read; zero: never
 	busy, total uint64
-	last        uint8
+	last        int
 }
 
-// Percent returns the machine-wide CPU load in percent (0..100) since the
-// previous call, or the last value when /proc/stat is unreadable or too
-// little time has passed. On systems without /proc/stat it returns 0.
-func (s *Sampler) Percent() uint8 {
+const (
+	// minWindow is the shortest stretch a load is computed over: the
+	// kernel counts in ticks of 10 ms, so shorter ones are mostly
+	// rounding. A call sooner than that after the last one gets the last
+	// value; many sessions share one sampler and call it each second.
+	minWindow = 200 * time.Millisecond
+	// maxWindow is the oldest reading a load is computed from. An older
+	// one (or none: the first call in a process) would give the average
+	// since then, which says nothing of now: the first status message of
+	// a server idle for an hour, or of a fresh process, read the load
+	// since boot.
+	maxWindow = 5 * time.Second
+)
+
+// Sample returns the machine-wide CPU load in percent (0..100) since the
+// previous reading, or -1 when it is not known: on the first call, after
+// more than maxWindow without one, and on systems without /proc/stat.
+func (s *Sampler) Sample() int {
 	busy, total, ok := readProcStat()
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
+		return -1
+	}
+	age := now.Sub(s.at)
+	switch {
+	case s.at.IsZero() || age > maxWindow || total < s.total || busy < s.busy:
+		s.at, s.busy, s.total, s.last = now, busy, total, -1
+		return -1
+	case age < minWindow || total == s.total:
 		return s.last
 	}
 	db, dt := busy-s.busy, total-s.total
-	s.busy, s.total = busy, total
-	if dt == 0 || busy < db {
-		return s.last
-	}
-	s.last = uint8(min(100, (db*100+dt/2)/dt))
+	s.at, s.busy, s.total = now, busy, total
+	s.last = int(min(100, (db*100+dt/2)/dt))
 	return s.last
 }
 
