@@ -38,19 +38,23 @@ const (
 // previous reading, or -1 when it is not known: on the first call, after
 // more than maxWindow without one, and on systems without /proc/stat.
 func (s *Sampler) Sample() int {
-	busy, total, ok := readProcStat()
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !ok {
-		return -1
-	}
 	age := now.Sub(s.at)
+	if !s.at.IsZero() && age < minWindow {
+		// Not worth reading /proc/stat: a UDP receiver asks every
+		// 10 ms.
+		return s.last
+	}
+	busy, total, ok := readProcStat()
 	switch {
+	case !ok:
+		return -1
 	case s.at.IsZero() || age > maxWindow || total < s.total || busy < s.busy:
 		s.at, s.busy, s.total, s.last = now, busy, total, -1
 		return -1
-	case age < minWindow || total == s.total:
+	case total == s.total:
 		return s.last
 	}
 	db, dt := busy-s.busy, total-s.total
