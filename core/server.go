@@ -47,6 +47,7 @@ type Server struct {
 	lastSweep   time.Time
 	rate        tokenBucket // new tests, all sources
 	logLimit    logLimiter  // refusal log lines
+	smallUDPBuf bufferWarning
 }
 
 // NewServer checks cfg, applies defaults and returns a server that is not
@@ -75,6 +76,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		handshaking: make(map[net.Conn]struct{}),
 		sources:     make(map[netip.Prefix]*sourceState),
 	}
+	s.smallUDPBuf.log = cfg.Logger
 	for _, u := range cfg.Users {
 		s.users[u.Name] = u
 	}

@@ -141,10 +141,16 @@ func (c *Conn) Features() Features { return c.feat }
 // sysctl limits where the process may (SO_*BUFFORCE), since a fast UDP
 // receiver loses datagrams whenever its goroutine is not scheduled for a
 // moment and the default buffer is a fraction of a millisecond at line rate.
-func (c *Conn) SetBuffers(size int) {
-	if size > 0 {
-		c.s.setBuffers(size)
+// It returns the receive buffer the kernel granted, in the same terms as
+// size (Linux reports twice the figure it was given, for its own
+// bookkeeping; that is halved), or size where the system does not say.
+// Without CAP_NET_ADMIN the grant is capped by net.core.rmem_max, 208 KiB on
+// most distributions.
+func (c *Conn) SetBuffers(size int) (granted int) {
+	if size <= 0 {
+		return size
 	}
+	return c.s.setBuffers(size)
 }
 
 // SetReadDeadline sets when a waiting or future Read fails with

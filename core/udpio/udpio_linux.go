@@ -154,13 +154,24 @@ func (s *sysConn) enableGRO() bool {
 	return true
 }
 
-func (s *sysConn) setBuffers(size int) {
+func (s *sysConn) setBuffers(size int) int {
 	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
 		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size)
 	}
 	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
 		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size)
 	}
+	return s.rcvBuf(size)
+}
+
+// rcvBuf is the receive buffer in force, halved back from the kernel's
+// doubled figure; dflt when the kernel does not answer.
+func (s *sysConn) rcvBuf(dflt int) int {
+	v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return dflt
+	}
+	return v / 2
 }
 
 func (s *sysConn) setDeadline(dir int, t time.Time) error {

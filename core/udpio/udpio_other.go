@@ -42,9 +42,10 @@ func (s *sysConn) localAddr() netip.AddrPort {
 
 func (s *sysConn) enableGRO() bool { return false }
 
-func (s *sysConn) setBuffers(size int) {
+func (s *sysConn) setBuffers(size int) int {
 	s.uc.SetReadBuffer(size)
 	s.uc.SetWriteBuffer(size)
+	return size
 }
 
 func (s *sysConn) setDeadline(dir int, t time.Time) error {

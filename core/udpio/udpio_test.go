@@ -359,3 +359,13 @@ func split(data []byte, seg int, fn func([]byte)) {
 	}
 	fn(data)
 }
+
+// TestSetBuffersReportsGrant checks that SetBuffers answers in the terms it
+// was asked in: 64 KiB is under every kernel's cap, so the grant is 64 KiB
+// (Linux reports 128 KiB, its doubled figure, for the socket).
+func TestSetBuffersReportsGrant(t *testing.T) {
+	a, _ := pair(t, "udp4", Options{}, Options{})
+	if got := a.SetBuffers(64 << 10); got != 64<<10 {
+		t.Fatalf("granted %d bytes for 64 KiB asked", got)
+	}
+}
