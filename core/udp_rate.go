@@ -13,7 +13,7 @@ import (
 //	min(limit, max(floor, 1.5 * 8 * reported bytes per second)),
 //
 // and under an explicit limit that is all: the user asked for the rate,
-// and loss shows in the result, as with RouterOS. Without a limit the rate
+// and loss shows in the result (over a slower path, about a third). Without a limit the rate
 // follows the rule until the receiver first falls behind; a receiver that
 // keeps up lets it grow by half per report. From then on the controller
 // also compares what arrived with what was sent. When more than 0.5% went
@@ -166,8 +166,10 @@ func (c *rateControl) report(now time.Time, bytes uint32, sent uint64) uint64 {
 	got := mulDiv(b, 8*uint64(time.Second), uint64(gap))
 	ceiling := max(c.floor, got/2*3)
 	if c.limit > 0 {
-		// The user asked for this rate: send it, as RouterOS does, and
-		// let the loss show in the result.
+		// The user asked for this rate: aim at it, within the
+		// protocol's 1.5 times what arrived, and let the loss show in
+		// the result. Over a slower path that is a third lost, not the
+		// whole excess.
 		c.rate = min(ceiling, c.limit)
 		return c.rate
 	}
