@@ -177,36 +177,83 @@ func (s *Server) expectJoinsLocked(sess *serverSession, n int) {
 	}
 }
 
-// logLimiter lets one log line per reason a second through and counts
-// the others.
+// logLimiter lets one refusal log line a second through per reason and
+// source, and counts the others. Per source, so that one client's flood of
+// failed logins does not hide another's (a log watcher such as fail2ban
+// bans by address and needs each address's lines); within bounds, so that
+// many sources cannot turn a flood into a flood of lines.
 type logLimiter struct {
 	mu      sync.Mutex
-	last    map[RefusalReason]time.Time
-	skipped map[RefusalReason]int
+	window  time.Time // start of the second lines counts
+	lines   int       // lines let through since window
+	last    map[logKey]time.Time
+	skipped map[logKey]int
 }
 
-// allow reports whether a line for reason may be logged at now, and how
-// many were left out since the last one.
-func (l *logLimiter) allow(reason RefusalReason, now time.Time) (bool, int) {
+type logKey struct {
+	reason RefusalReason
+	src    netip.Prefix
+}
+
+const (
+	// maxRefusalLines is how many refusal lines a second get through in
+	// all.
+	maxRefusalLines = 20
+	// maxLogKeys bounds the reasons and sources remembered; a source
+	// beyond it has its lines counted only in the metrics.
+	maxLogKeys = 4096
+)
+
+// allow reports whether a line for reason from src may be logged at now,
+// and how many for the two were left out since the last one.
+func (l *logLimiter) allow(reason RefusalReason, src netip.Prefix, now time.Time) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil {
-		l.last, l.skipped = make(map[RefusalReason]time.Time), make(map[RefusalReason]int)
+		l.last, l.skipped = make(map[logKey]time.Time), make(map[logKey]int)
 	}
-	if now.Sub(l.last[reason]) < time.Second {
-		l.skipped[reason]++
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.lines = now, 0
+		l.sweep(now)
+	}
+	k := logKey{reason, src}
+	last, known := l.last[k]
+	if !known && len(l.last) >= maxLogKeys {
 		return false, 0
 	}
-	n := l.skipped[reason]
-	l.last[reason], l.skipped[reason] = now, 0
+	if (known && now.Sub(last) < time.Second) || l.lines >= maxRefusalLines {
+		l.skipped[k]++
+		if !known {
+			// The count needs a key to be found; one that may log
+			// at once when the source comes back.
+			l.last[k] = now.Add(-time.Second)
+		}
+		return false, 0
+	}
+	n := l.skipped[k]
+	l.last[k] = now
+	delete(l.skipped, k)
+	l.lines++
 	return true, n
+}
+
+// sweep forgets keys with nothing left to report that were last logged
+// over a second ago, and any key untouched for a minute.
+func (l *logLimiter) sweep(now time.Time) {
+	for k, t := range l.last {
+		age := now.Sub(t)
+		if (age >= time.Second && l.skipped[k] == 0) || age >= time.Minute {
+			delete(l.last, k)
+			delete(l.skipped, k)
+		}
+	}
 }
 
 func (s *Server) refuse(remote netip.AddrPort, reason RefusalReason, err error) {
 	s.refusals.Add(1)
 	// A flood must not become a flood of log lines: one line per reason
-	// a second, with the count of those left out.
-	if ok, skipped := s.logLimit.allow(reason, time.Now()); ok {
+	// and source a second, with the count of those left out.
+	if ok, skipped := s.logLimit.allow(reason, s.source(remote.Addr()), time.Now()); ok {
 		attrs := []any{"remote", remote.String(), "reason", string(reason)}
 		if err != nil {
 			attrs = append(attrs, "err", err)

@@ -85,24 +85,57 @@ func TestHandshakeRate(t *testing.T) {
 	}
 }
 
-// TestRefusalLogLimit: one line per reason a second, counting the rest.
+// TestRefusalLogLimit: one line per reason and source a second, counting
+// the rest; another source's lines are not hidden by one source's flood,
+// and all sources together get at most maxRefusalLines a second.
 func TestRefusalLogLimit(t *testing.T) {
 	t.Parallel()
 	var l logLimiter
+	a := netip.MustParsePrefix("192.0.2.1/32")
+	b := netip.MustParsePrefix("192.0.2.2/32")
 	now := time.Now()
-	if ok, _ := l.allow(RefusedHandshakes, now); !ok {
+	if ok, _ := l.allow(RefusedAuthFailed, a, now); !ok {
 		t.Fatal("first line held back")
 	}
 	for range 5 {
-		if ok, _ := l.allow(RefusedHandshakes, now.Add(time.Millisecond)); ok {
+		if ok, _ := l.allow(RefusedAuthFailed, a, now.Add(time.Millisecond)); ok {
 			t.Fatal("second line in the same second logged")
 		}
 	}
-	if ok, _ := l.allow(RefusedBadCommand, now); !ok {
+	if ok, _ := l.allow(RefusedAuthFailed, b, now.Add(2*time.Millisecond)); !ok {
+		t.Fatal("another source's failed login held back by the first source's")
+	}
+	if ok, _ := l.allow(RefusedBadCommand, a, now); !ok {
 		t.Fatal("another reason held back")
 	}
-	if ok, n := l.allow(RefusedHandshakes, now.Add(time.Second)); !ok || n != 5 {
+	if ok, n := l.allow(RefusedAuthFailed, a, now.Add(time.Second)); !ok || n != 5 {
 		t.Fatalf("a second later: logged %v, skipped %d; want true, 5", ok, n)
+	}
+	// Many sources at once: the total is capped, and the sources held
+	// back log their count when they come back.
+	var l2 logLimiter
+	logged := 0
+	for i := range 100 {
+		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 32)
+		if ok, _ := l2.allow(RefusedAuthFailed, src, now); ok {
+			logged++
+		}
+	}
+	if logged != maxRefusalLines {
+		t.Fatalf("%d lines from 100 sources in one second, want %d", logged, maxRefusalLines)
+	}
+	last := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, 99}), 32)
+	if ok, n := l2.allow(RefusedAuthFailed, last, now.Add(time.Second)); !ok || n != 1 {
+		t.Fatalf("a held-back source a second later: logged %v, skipped %d; want true, 1", ok, n)
+	}
+	// The table is bounded.
+	var l3 logLimiter
+	for i := range maxLogKeys + 100 {
+		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+		l3.allow(RefusedAuthFailed, src, now)
+	}
+	if n := len(l3.last); n > maxLogKeys {
+		t.Fatalf("%d keys remembered, bound %d", n, maxLogKeys)
 	}
 }
 
