@@ -85,6 +85,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	tcp := testTarget(t, `address = "router.example.net"`)
 	udp := testTarget(t, "address = \"[2001:db8::1]:2001\"\nprotocol = \"udp\"\ndirection = \"both\"\nudp_tx_size = 1000")
 	udpTx := testTarget(t, "address = \"192.0.2.7\"\nprotocol = \"udp\"\ndirection = \"transmit\"")
+	udpRx := testTarget(t, "address = \"192.0.2.9\"\nprotocol = \"udp\"")
 	tagged := testTarget(t, "address = \"192.0.2.8\"\n[targets.tags]\n\"odd key\" = \"a, b=c \\\\ d\"\nsite = \"ams1\"")
 
 	tcpTags := map[string]string{"source": "router.example.net", "port": "2000", "protocol": "tcp", "direction": "receive"}
@@ -124,13 +125,29 @@ func TestEncodeRoundTrip(t *testing.T) {
 		name: "udp both with loss",
 		o: Outcome{Target: udp, Start: start, Summary: core.Summary{
 			Connections: 1, Duration: 2 * time.Second, TxBytes: 500000, RxBytes: 970 * 1000,
-			TxBps: 2e6, RxBps: 3.88e6, TxPackets: 500, RxPackets: 970, LostPackets: 30, LocalCPU: 5, RemoteCPU: -1}},
+			TxBps: 2e6, RxBps: 3.88e6, TxPackets: 500, RxPackets: 970, LostPackets: 30, StartupLostPackets: 20,
+			LocalCPU: 5, RemoteCPU: -1}},
 		want: []point{{Measurement, map[string]string{"source": "2001:db8::1", "port": "2001", "protocol": "udp",
 			"direction": "both", "result": "success"}, map[string]any{
 			"tx_bps": 2e6, "rx_bps": 3.88e6, "tx_bytes": int64(500000), "rx_bytes": int64(970000),
 			"duration_seconds": 2.0, "connections": int64(1), "local_cpu": int64(5),
 			"tx_packets": int64(500), "rx_packets": int64(970),
-			"lost_packets": int64(30), "loss_percent": 3.0, "result_code": int64(0),
+			"lost_packets": int64(30), "startup_lost_packets": int64(20), "loss_percent": 3.0,
+			"path_loss_percent": 1.0, "result_code": int64(0),
+		}, start}},
+	}, {
+		// A peer that is not btest-go cannot tell its start-up apart: all
+		// its loss is the path's, as far as anyone can know.
+		name: "udp receive from a peer that cannot tell its start-up",
+		o: Outcome{Target: udpRx, Start: start, Summary: core.Summary{
+			Connections: 1, Duration: time.Second, RxBytes: 1500 * 98, RxBps: 1176000,
+			RxPackets: 98, LostPackets: 2, LocalCPU: -1, RemoteCPU: -1}},
+		want: []point{{Measurement, map[string]string{"source": "192.0.2.9", "port": "2000", "protocol": "udp",
+			"direction": "receive", "result": "success"}, map[string]any{
+			"tx_bps": 0.0, "rx_bps": 1176000.0, "tx_bytes": int64(0), "rx_bytes": int64(147000),
+			"duration_seconds": 1.0, "connections": int64(1), "rx_packets": int64(98),
+			"lost_packets": int64(2), "startup_lost_packets": int64(0), "loss_percent": 2.0,
+			"path_loss_percent": 2.0, "result_code": int64(0),
 		}, start}},
 	}, {
 		name: "udp transmit has no receive loss",
@@ -222,7 +239,7 @@ func TestEncodeIntervalPoints(t *testing.T) {
 	o := Outcome{Target: udp, Start: start, Summary: core.Summary{Connections: 1, Duration: 2 * time.Second,
 		RxBytes: 3000, RxBps: 12000, LocalCPU: -1, RemoteCPU: -1},
 		Intervals: []core.IntervalStats{
-			{Elapsed: time.Second, Interval: time.Second, RxBps: 12000, LostPackets: 1, LocalCPU: 3, RemoteCPU: -1},
+			{Elapsed: time.Second, Interval: time.Second, RxBps: 12000, LostPackets: 3, StartupLostPackets: 2, LocalCPU: 3, RemoteCPU: -1},
 			{Elapsed: 2 * time.Second, Interval: time.Second, TxBps: 8, RxBps: 12000, LocalCPU: 4, RemoteCPU: 9},
 		}}
 	tags := map[string]string{"source": "192.0.2.1", "port": "2000", "protocol": "udp", "direction": "receive", "result": "success"}
@@ -244,11 +261,12 @@ func TestEncodeIntervalPoints(t *testing.T) {
 		t.Fatalf("got %d points, want 3:\n%s", len(got), e.Bytes())
 	}
 	comparePoint(t, got[1], point{IntervalMeasurement, tags, map[string]any{
-		"tx_bps": 0.0, "rx_bps": 12000.0, "elapsed_seconds": 1.0, "local_cpu": int64(3), "lost_packets": int64(1),
+		"tx_bps": 0.0, "rx_bps": 12000.0, "elapsed_seconds": 1.0, "local_cpu": int64(3), "lost_packets": int64(3),
+		"startup_lost_packets": int64(2),
 	}, start.Add(time.Second)})
 	comparePoint(t, got[2], point{IntervalMeasurement, tags, map[string]any{
 		"tx_bps": 8.0, "rx_bps": 12000.0, "elapsed_seconds": 2.0, "local_cpu": int64(4), "remote_cpu": int64(9),
-		"lost_packets": int64(0),
+		"lost_packets": int64(0), "startup_lost_packets": int64(0),
 	}, start.Add(2 * time.Second)})
 }
 
