@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +307,120 @@ func TestResultCodesAreStable(t *testing.T) {
 	if got := Result(len(want)).String(); got != "result(10)" {
 		t.Errorf("unknown result = %q", got)
 	}
+}
+
+// TestDocsExampleOutput: every line of the README's example output has
+// the tags and fields the encoder writes for a test of its kind, and every
+// field it shows is in the metrics tables, so the examples cannot drift
+// from the code when a field is added.
+func TestDocsExampleOutput(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Skip("README.md not found:", err)
+	}
+	doc := string(b)
+	section := func(from, to string) string {
+		t.Helper()
+		i := strings.Index(doc, from)
+		if i < 0 {
+			t.Fatalf("README.md has no %q", strings.TrimSpace(from))
+		}
+		j := strings.Index(doc[i:], to)
+		if j < 0 {
+			t.Fatalf("README.md has no %q after %q", strings.TrimSpace(to), strings.TrimSpace(from))
+		}
+		return doc[i : i+j]
+	}
+	metrics := section("\n### Metrics\n", "\n### Example output\n")
+	examples := section("\n### Example output\n", "\n### Grafana and InfluxQL\n")
+	var lines []byte
+	blocks := 0
+	for rest := examples; ; {
+		i := strings.Index(rest, "```text\n")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("```text\n"):]
+		end := strings.Index(rest, "```")
+		if end < 0 {
+			t.Fatal("unterminated text block in the example output")
+		}
+		lines = append(lines, rest[:end]...)
+		rest = rest[end:]
+		blocks++
+	}
+	points := decodeLines(t, lines)
+	if blocks == 0 || len(points) == 0 {
+		t.Fatal("no example output in README.md")
+	}
+	kinds := map[string]bool{}
+	for _, p := range points {
+		name := fmt.Sprintf("%s,%s/%s/%s", p.measurement, p.tags["protocol"], p.tags["direction"], p.tags["result"])
+		kinds[name] = true
+		result := Result(-1)
+		for r := Success; r <= Error; r++ {
+			if r.String() == p.tags["result"] {
+				result = r
+			}
+		}
+		if result < 0 {
+			t.Errorf("%s: unknown result tag", name)
+			continue
+		}
+		// The same test, encoded: a target with the point's tags, data
+		// flowed when the point has measurements, and the CPU loads
+		// known when the point has them (the only fields that depend on
+		// what was measured rather than on the kind of test).
+		conf := fmt.Sprintf("address = %q\nport = %s\nprotocol = %q\ndirection = %q\n",
+			p.tags["source"], p.tags["port"], p.tags["protocol"], p.tags["direction"])
+		extra := ""
+		for k, v := range p.tags {
+			if !slices.Contains(reservedTags, k) && k != "host" {
+				extra += fmt.Sprintf("%q = %q\n", k, v)
+			}
+		}
+		if extra != "" {
+			conf += "[targets.tags]\n" + extra
+		}
+		cpu := func(k string) int {
+			if _, ok := p.fields[k]; ok {
+				return 1
+			}
+			return -1
+		}
+		o := Outcome{Target: testTarget(t, conf), Start: time.Unix(1, 0), Result: result}
+		_, interval := p.fields["elapsed_seconds"]
+		_, flowed := p.fields["duration_seconds"]
+		if interval || flowed {
+			o.Summary = core.Summary{Duration: time.Second, LocalCPU: cpu("local_cpu"), RemoteCPU: cpu("remote_cpu")}
+			o.Intervals = []core.IntervalStats{{Elapsed: time.Second, LocalCPU: cpu("local_cpu"), RemoteCPU: cpu("remote_cpu")}}
+		}
+		e := Encoder{IntervalPoints: true}
+		if err := e.Encode(&o); err != nil {
+			t.Fatal(err)
+		}
+		enc := decodeLines(t, e.Bytes())
+		want := enc[0]
+		if p.measurement == IntervalMeasurement {
+			if len(enc) < 2 {
+				t.Errorf("%s: the encoder writes no interval point for it", name)
+				continue
+			}
+			want = enc[1]
+		}
+		delete(p.tags, "host") // Telegraf adds it
+		if got, want := slices.Sorted(maps.Keys(p.tags)), slices.Sorted(maps.Keys(want.tags)); !slices.Equal(got, want) {
+			t.Errorf("%s: README shows tags %v, the encoder writes %v", name, got, want)
+		}
+		if got, want := slices.Sorted(maps.Keys(p.fields)), slices.Sorted(maps.Keys(want.fields)); !slices.Equal(got, want) {
+			t.Errorf("%s: README shows fields %v,\nthe encoder writes %v", name, got, want)
+		}
+		for k := range p.fields {
+			if !strings.Contains(metrics, "`"+k+"`") {
+				t.Errorf("%s: field %q is not in the metrics tables", name, k)
+			}
+		}
+	}
+	t.Logf("example points checked: %v", slices.Sorted(maps.Keys(kinds)))
 }
