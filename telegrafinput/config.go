@@ -77,7 +77,8 @@ type Target struct {
 	LocalTxSpeed  BitRate `toml:"local_tx_speed"`
 	RemoteTxSpeed BitRate `toml:"remote_tx_speed"`
 	// UDPTxSize is the IP packet size the server sends in UDP tests and
-	// LocalUDPTxSize the one we send (default UDPTxSize); 28-64000.
+	// LocalUDPTxSize the one we send; 28-64000, or 0 for the default
+	// (core's for UDPTxSize, UDPTxSize for LocalUDPTxSize).
 	UDPTxSize      int `toml:"udp_tx_size"`
 	LocalUDPTxSize int `toml:"local_udp_tx_size"`
 	// RandomData sends random payload instead of zeros.

@@ -226,9 +226,11 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sample with defaults uncommented: %v", err)
 	}
-	// local_udp_tx_size and udp_tx_size are shown as 1500, which core also
-	// defaults to; the parsed value differs only in being explicit.
-	full.Targets[0].UDPTxSize, full.Targets[0].LocalUDPTxSize = 0, 0
+	// udp_tx_size is shown as 1500, which core also defaults to; the
+	// parsed value differs only in being explicit. local_udp_tx_size is
+	// not zeroed: its default follows udp_tx_size, so a fixed size shown
+	// as its default would be wrong whenever udp_tx_size is set.
+	full.Targets[0].UDPTxSize = 0
 	full.Targets[0].HandshakeTimeout = 0 // shown as core's default, 10s
 	// udp_tx_size on a tcp target warns; that is the point of the warning.
 	if !reflect.DeepEqual(cfg, full) {
