@@ -77,7 +77,8 @@ type Target struct {
 	LocalTxSpeed  BitRate `toml:"local_tx_speed"`
 	RemoteTxSpeed BitRate `toml:"remote_tx_speed"`
 	// UDPTxSize is the IP packet size the server sends in UDP tests and
-	// LocalUDPTxSize the one we send (default UDPTxSize); 28-64000.
+	// LocalUDPTxSize the one we send; 28-64000, or 0 for the default
+	// (core's for UDPTxSize, UDPTxSize for LocalUDPTxSize).
 	UDPTxSize      int `toml:"udp_tx_size"`
 	LocalUDPTxSize int `toml:"local_udp_tx_size"`
 	// RandomData sends random payload instead of zeros.
@@ -332,14 +333,12 @@ func (t *Target) check() ([]string, error) {
 			warn = append(warn, fmt.Sprintf("%q has no effect with protocol %q", s.key, t.Protocol))
 		}
 	}
-	for _, s := range []struct {
-		key string
-		v   BitRate
-	}{{"local_tx_speed", t.LocalTxSpeed}, {"remote_tx_speed", t.RemoteTxSpeed}} {
-		if s.v > math.MaxUint32 {
-			// The protocol carries speeds in 32 bits.
-			return nil, fmt.Errorf("%q %d bit/s is above the protocol's limit of %d", s.key, uint64(s.v), uint64(math.MaxUint32))
-		}
+	// The command asks the server for its rate in a 32-bit bit/s field
+	// (docs/protocol.md, §4.3); this host paces what it sends itself, at
+	// any rate.
+	if t.RemoteTxSpeed > core.MaxRemoteTxSpeed {
+		return nil, fmt.Errorf("%q %d bit/s cannot be asked of the server: the protocol's speed field caps it at %d (%s; \"0\" is unlimited)",
+			"remote_tx_speed", uint64(t.RemoteTxSpeed), uint64(core.MaxRemoteTxSpeed), core.FormatBitRate(core.MaxRemoteTxSpeed))
 	}
 	if t.Password != "" && t.User == "" {
 		return nil, fmt.Errorf("%q is set but %q is empty", "password", "user")

@@ -130,7 +130,7 @@ func TestParseErrors(t *testing.T) {
 		{"local_udp_tx_size", tgt + "protocol = \"udp\"\nlocal_udp_tx_size = 64001\n", `"local_udp_tx_size"`},
 		{"speed garbage", tgt + "remote_tx_speed = \"fast\"\n", "remote_tx_speed"},
 		{"speed negative", tgt + "local_tx_speed = -1\n", "local_tx_speed"},
-		{"speed above 32 bits", tgt + "local_tx_speed = \"5G\"\n", `"local_tx_speed"`},
+		{"remote speed above 32 bits", tgt + "remote_tx_speed = \"4.3G\"\n", `"remote_tx_speed"`},
 		{"password without user", tgt + "password = \"x\"\n", `"password"`},
 		{"unset env", tgt + "user = \"u\"\npassword = \"${BTEST_TEST_UNSET}\"\n", `"password": environment variable "BTEST_TEST_UNSET"`},
 		{"unset env in a duration", tgt + "duration = \"${BTEST_TEST_UNSET}\"\n", `BTEST_TEST_UNSET`},
@@ -153,6 +153,16 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLocalTxSpeedAnyRate: only what the server is asked to send travels
+// in the command's 32-bit field; this host paces itself at any rate, as
+// the btest CLI's --local-tx-speed does.
+func TestLocalTxSpeedAnyRate(t *testing.T) {
+	tg := testTarget(t, "address = \"192.0.2.1\"\ndirection = \"both\"\nlocal_tx_speed = \"40G\"\nremote_tx_speed = \"4.29G\"")
+	if got := tg.clientConfig(); got.LocalTxSpeed != 40e9 || got.RemoteTxSpeed != 4.29e9 {
+		t.Errorf("speeds: local %d, remote %d; want 40G and 4.29G", got.LocalTxSpeed, got.RemoteTxSpeed)
 	}
 }
 
@@ -216,9 +226,11 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sample with defaults uncommented: %v", err)
 	}
-	// local_udp_tx_size and udp_tx_size are shown as 1500, which core also
-	// defaults to; the parsed value differs only in being explicit.
-	full.Targets[0].UDPTxSize, full.Targets[0].LocalUDPTxSize = 0, 0
+	// udp_tx_size is shown as 1500, which core also defaults to; the
+	// parsed value differs only in being explicit. local_udp_tx_size is
+	// not zeroed: its default follows udp_tx_size, so a fixed size shown
+	// as its default would be wrong whenever udp_tx_size is set.
+	full.Targets[0].UDPTxSize = 0
 	full.Targets[0].HandshakeTimeout = 0 // shown as core's default, 10s
 	// udp_tx_size on a tcp target warns; that is the point of the warning.
 	if !reflect.DeepEqual(cfg, full) {

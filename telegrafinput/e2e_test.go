@@ -287,7 +287,9 @@ func checkE2ERows(t *testing.T, rows []map[string]any, port string) {
 			between("duration_seconds", 1.5, 3)
 			between("connections", 1, 1)
 			between("lost_packets", 0, 1e9)
+			between("startup_lost_packets", 0, num("lost_packets"))
 			between("loss_percent", 0, 100)
+			between("path_loss_percent", 0, num("loss_percent"))
 		case "tcp/receive/auth_failed":
 			between("result_code", float64(AuthFailed), float64(AuthFailed))
 			for _, k := range []string{"tx_bps", "rx_bps", "duration_seconds"} {

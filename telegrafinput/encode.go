@@ -128,9 +128,16 @@ func (e *Encoder) testFields(o *Outcome) {
 			e.uint("tx_packets", s.TxPackets)
 		}
 		if receives(o.Target) {
+			startup := min(s.StartupLostPackets, s.LostPackets)
 			e.uint("rx_packets", s.RxPackets)
 			e.uint("lost_packets", s.LostPackets)
-			e.float("loss_percent", lossPercent(s.LostPackets, s.RxPackets))
+			e.uint("startup_lost_packets", startup)
+			e.float("loss_percent", lossPercent(s.LostPackets, s.LostPackets, s.RxPackets))
+			// The path's share as a field of its own: InfluxQL 1.x cannot
+			// aggregate an expression of two fields without a subquery,
+			// and an alert wants one number that the probe's own
+			// start-up overshoot does not move.
+			e.float("path_loss_percent", lossPercent(s.LostPackets-startup, s.LostPackets, s.RxPackets))
 		}
 	}
 	e.int("result_code", int64(o.Result))
@@ -148,6 +155,7 @@ func (e *Encoder) intervalFields(o *Outcome, st *core.IntervalStats) {
 	}
 	if receives(o.Target) {
 		e.uint("lost_packets", st.LostPackets)
+		e.uint("startup_lost_packets", min(st.StartupLostPackets, st.LostPackets))
 	}
 }
 
@@ -157,12 +165,13 @@ func receives(t *Target) bool {
 	return t.Protocol == "udp" && t.Direction != core.Transmit.String()
 }
 
-// lossPercent is lost out of lost+received, in percent.
-func lossPercent(lost, received uint64) float64 {
-	if lost == 0 {
+// lossPercent is part out of lost+received, in percent; part is all of
+// lost or the path's share of it.
+func lossPercent(part, lost, received uint64) float64 {
+	if part == 0 {
 		return 0
 	}
-	return 100 * float64(lost) / (float64(lost) + float64(received))
+	return 100 * float64(part) / (float64(lost) + float64(received))
 }
 
 func (e *Encoder) float(k string, v float64) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +87,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	tcp := testTarget(t, `address = "router.example.net"`)
 	udp := testTarget(t, "address = \"[2001:db8::1]:2001\"\nprotocol = \"udp\"\ndirection = \"both\"\nudp_tx_size = 1000")
 	udpTx := testTarget(t, "address = \"192.0.2.7\"\nprotocol = \"udp\"\ndirection = \"transmit\"")
+	udpRx := testTarget(t, "address = \"192.0.2.9\"\nprotocol = \"udp\"")
 	tagged := testTarget(t, "address = \"192.0.2.8\"\n[targets.tags]\n\"odd key\" = \"a, b=c \\\\ d\"\nsite = \"ams1\"")
 
 	tcpTags := map[string]string{"source": "router.example.net", "port": "2000", "protocol": "tcp", "direction": "receive"}
@@ -124,13 +127,29 @@ func TestEncodeRoundTrip(t *testing.T) {
 		name: "udp both with loss",
 		o: Outcome{Target: udp, Start: start, Summary: core.Summary{
 			Connections: 1, Duration: 2 * time.Second, TxBytes: 500000, RxBytes: 970 * 1000,
-			TxBps: 2e6, RxBps: 3.88e6, TxPackets: 500, RxPackets: 970, LostPackets: 30, LocalCPU: 5, RemoteCPU: -1}},
+			TxBps: 2e6, RxBps: 3.88e6, TxPackets: 500, RxPackets: 970, LostPackets: 30, StartupLostPackets: 20,
+			LocalCPU: 5, RemoteCPU: -1}},
 		want: []point{{Measurement, map[string]string{"source": "2001:db8::1", "port": "2001", "protocol": "udp",
 			"direction": "both", "result": "success"}, map[string]any{
 			"tx_bps": 2e6, "rx_bps": 3.88e6, "tx_bytes": int64(500000), "rx_bytes": int64(970000),
 			"duration_seconds": 2.0, "connections": int64(1), "local_cpu": int64(5),
 			"tx_packets": int64(500), "rx_packets": int64(970),
-			"lost_packets": int64(30), "loss_percent": 3.0, "result_code": int64(0),
+			"lost_packets": int64(30), "startup_lost_packets": int64(20), "loss_percent": 3.0,
+			"path_loss_percent": 1.0, "result_code": int64(0),
+		}, start}},
+	}, {
+		// A peer that is not btest-go cannot tell its start-up apart: all
+		// its loss is the path's, as far as anyone can know.
+		name: "udp receive from a peer that cannot tell its start-up",
+		o: Outcome{Target: udpRx, Start: start, Summary: core.Summary{
+			Connections: 1, Duration: time.Second, RxBytes: 1500 * 98, RxBps: 1176000,
+			RxPackets: 98, LostPackets: 2, LocalCPU: -1, RemoteCPU: -1}},
+		want: []point{{Measurement, map[string]string{"source": "192.0.2.9", "port": "2000", "protocol": "udp",
+			"direction": "receive", "result": "success"}, map[string]any{
+			"tx_bps": 0.0, "rx_bps": 1176000.0, "tx_bytes": int64(0), "rx_bytes": int64(147000),
+			"duration_seconds": 1.0, "connections": int64(1), "rx_packets": int64(98),
+			"lost_packets": int64(2), "startup_lost_packets": int64(0), "loss_percent": 2.0,
+			"path_loss_percent": 2.0, "result_code": int64(0),
 		}, start}},
 	}, {
 		name: "udp transmit has no receive loss",
@@ -222,7 +241,7 @@ func TestEncodeIntervalPoints(t *testing.T) {
 	o := Outcome{Target: udp, Start: start, Summary: core.Summary{Connections: 1, Duration: 2 * time.Second,
 		RxBytes: 3000, RxBps: 12000, LocalCPU: -1, RemoteCPU: -1},
 		Intervals: []core.IntervalStats{
-			{Elapsed: time.Second, Interval: time.Second, RxBps: 12000, LostPackets: 1, LocalCPU: 3, RemoteCPU: -1},
+			{Elapsed: time.Second, Interval: time.Second, RxBps: 12000, LostPackets: 3, StartupLostPackets: 2, LocalCPU: 3, RemoteCPU: -1},
 			{Elapsed: 2 * time.Second, Interval: time.Second, TxBps: 8, RxBps: 12000, LocalCPU: 4, RemoteCPU: 9},
 		}}
 	tags := map[string]string{"source": "192.0.2.1", "port": "2000", "protocol": "udp", "direction": "receive", "result": "success"}
@@ -244,11 +263,12 @@ func TestEncodeIntervalPoints(t *testing.T) {
 		t.Fatalf("got %d points, want 3:\n%s", len(got), e.Bytes())
 	}
 	comparePoint(t, got[1], point{IntervalMeasurement, tags, map[string]any{
-		"tx_bps": 0.0, "rx_bps": 12000.0, "elapsed_seconds": 1.0, "local_cpu": int64(3), "lost_packets": int64(1),
+		"tx_bps": 0.0, "rx_bps": 12000.0, "elapsed_seconds": 1.0, "local_cpu": int64(3), "lost_packets": int64(3),
+		"startup_lost_packets": int64(2),
 	}, start.Add(time.Second)})
 	comparePoint(t, got[2], point{IntervalMeasurement, tags, map[string]any{
 		"tx_bps": 8.0, "rx_bps": 12000.0, "elapsed_seconds": 2.0, "local_cpu": int64(4), "remote_cpu": int64(9),
-		"lost_packets": int64(0),
+		"lost_packets": int64(0), "startup_lost_packets": int64(0),
 	}, start.Add(2 * time.Second)})
 }
 
@@ -287,4 +307,120 @@ func TestResultCodesAreStable(t *testing.T) {
 	if got := Result(len(want)).String(); got != "result(10)" {
 		t.Errorf("unknown result = %q", got)
 	}
+}
+
+// TestDocsExampleOutput: every line of the README's example output has
+// the tags and fields the encoder writes for a test of its kind, and every
+// field it shows is in the metrics tables, so the examples cannot drift
+// from the code when a field is added.
+func TestDocsExampleOutput(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Skip("README.md not found:", err)
+	}
+	doc := string(b)
+	section := func(from, to string) string {
+		t.Helper()
+		i := strings.Index(doc, from)
+		if i < 0 {
+			t.Fatalf("README.md has no %q", strings.TrimSpace(from))
+		}
+		j := strings.Index(doc[i:], to)
+		if j < 0 {
+			t.Fatalf("README.md has no %q after %q", strings.TrimSpace(to), strings.TrimSpace(from))
+		}
+		return doc[i : i+j]
+	}
+	metrics := section("\n### Metrics\n", "\n### Example output\n")
+	examples := section("\n### Example output\n", "\n### Grafana and InfluxQL\n")
+	var lines []byte
+	blocks := 0
+	for rest := examples; ; {
+		i := strings.Index(rest, "```text\n")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("```text\n"):]
+		end := strings.Index(rest, "```")
+		if end < 0 {
+			t.Fatal("unterminated text block in the example output")
+		}
+		lines = append(lines, rest[:end]...)
+		rest = rest[end:]
+		blocks++
+	}
+	points := decodeLines(t, lines)
+	if blocks == 0 || len(points) == 0 {
+		t.Fatal("no example output in README.md")
+	}
+	kinds := map[string]bool{}
+	for _, p := range points {
+		name := fmt.Sprintf("%s,%s/%s/%s", p.measurement, p.tags["protocol"], p.tags["direction"], p.tags["result"])
+		kinds[name] = true
+		result := Result(-1)
+		for r := Success; r <= Error; r++ {
+			if r.String() == p.tags["result"] {
+				result = r
+			}
+		}
+		if result < 0 {
+			t.Errorf("%s: unknown result tag", name)
+			continue
+		}
+		// The same test, encoded: a target with the point's tags, data
+		// flowed when the point has measurements, and the CPU loads
+		// known when the point has them (the only fields that depend on
+		// what was measured rather than on the kind of test).
+		conf := fmt.Sprintf("address = %q\nport = %s\nprotocol = %q\ndirection = %q\n",
+			p.tags["source"], p.tags["port"], p.tags["protocol"], p.tags["direction"])
+		extra := ""
+		for k, v := range p.tags {
+			if !slices.Contains(reservedTags, k) && k != "host" {
+				extra += fmt.Sprintf("%q = %q\n", k, v)
+			}
+		}
+		if extra != "" {
+			conf += "[targets.tags]\n" + extra
+		}
+		cpu := func(k string) int {
+			if _, ok := p.fields[k]; ok {
+				return 1
+			}
+			return -1
+		}
+		o := Outcome{Target: testTarget(t, conf), Start: time.Unix(1, 0), Result: result}
+		_, interval := p.fields["elapsed_seconds"]
+		_, flowed := p.fields["duration_seconds"]
+		if interval || flowed {
+			o.Summary = core.Summary{Duration: time.Second, LocalCPU: cpu("local_cpu"), RemoteCPU: cpu("remote_cpu")}
+			o.Intervals = []core.IntervalStats{{Elapsed: time.Second, LocalCPU: cpu("local_cpu"), RemoteCPU: cpu("remote_cpu")}}
+		}
+		e := Encoder{IntervalPoints: true}
+		if err := e.Encode(&o); err != nil {
+			t.Fatal(err)
+		}
+		enc := decodeLines(t, e.Bytes())
+		want := enc[0]
+		if p.measurement == IntervalMeasurement {
+			if len(enc) < 2 {
+				t.Errorf("%s: the encoder writes no interval point for it", name)
+				continue
+			}
+			want = enc[1]
+		}
+		delete(p.tags, "host") // Telegraf adds it
+		if got, want := slices.Sorted(maps.Keys(p.tags)), slices.Sorted(maps.Keys(want.tags)); !slices.Equal(got, want) {
+			t.Errorf("%s: README shows tags %v, the encoder writes %v", name, got, want)
+		}
+		if got, want := slices.Sorted(maps.Keys(p.fields)), slices.Sorted(maps.Keys(want.fields)); !slices.Equal(got, want) {
+			t.Errorf("%s: README shows fields %v,\nthe encoder writes %v", name, got, want)
+		}
+		for k := range p.fields {
+			if !strings.Contains(metrics, "`"+k+"`") {
+				t.Errorf("%s: field %q is not in the metrics tables", name, k)
+			}
+		}
+	}
+	t.Logf("example points checked: %v", slices.Sorted(maps.Keys(kinds)))
 }
