@@ -9,9 +9,13 @@ import (
 // once per interval. Rates are bit/s; "tx" and "rx" are from the point of
 // view of the side that reports.
 type IntervalStats struct {
-	// Elapsed is the time since the test started; Interval is the length of
-	// the interval this report covers.
+	// Elapsed is the time since the test's data phase started; Interval
+	// is the length of the interval this report covers.
 	Elapsed, Interval time.Duration
+	// At is when the interval ended, by this machine's clock: a
+	// timestamp for the interval that does not depend on how long the
+	// connection and the login took before Elapsed began.
+	At time.Time
 	// TxBps and RxBps are the rates over this interval.
 	TxBps, RxBps float64
 	// TxAvg10Bps and RxAvg10Bps average the last 10 seconds.
@@ -134,7 +138,7 @@ func (w *rateWindow) next(now time.Time, tx, rx, lost uint64, localCPU int) Inte
 	}
 	el := now.Sub(w.start)
 	return IntervalStats{
-		Elapsed: el, Interval: d,
+		Elapsed: el, Interval: d, At: now,
 		TxBps: bps(dtx, d), RxBps: bps(drx, d),
 		TxAvg10Bps: bps(s10.tx, s10.d), RxAvg10Bps: bps(s10.rx, s10.d),
 		TxAvgBps: bps(tx, el), RxAvgBps: bps(rx, el),

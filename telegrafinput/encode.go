@@ -70,7 +70,7 @@ func (e *Encoder) Encode(o *Outcome) error {
 	}
 	for i := range o.Intervals {
 		st := &o.Intervals[i]
-		err := e.line(IntervalMeasurement, o.Start.Add(st.Elapsed), func() { e.intervalFields(o, st) })
+		err := e.line(IntervalMeasurement, intervalTime(o, st), func() { e.intervalFields(o, st) })
 		if err != nil {
 			return err
 		}
@@ -163,6 +163,17 @@ func (e *Encoder) intervalFields(o *Outcome, st *core.IntervalStats) {
 // server sends.
 func receives(t *Target) bool {
 	return t.Protocol == "udp" && t.Direction != core.Transmit.String()
+}
+
+// intervalTime is the timestamp of a per-second point: the end of the
+// second it covers. Start plus Elapsed would be early by the time the
+// connection and the login took (Elapsed counts from the data phase),
+// seconds against a slow router; only a test without At falls back to it.
+func intervalTime(o *Outcome, st *core.IntervalStats) time.Time {
+	if !st.At.IsZero() {
+		return st.At
+	}
+	return o.Start.Add(st.Elapsed)
 }
 
 // lossPercent is part out of lost+received, in percent; part is all of

@@ -242,7 +242,9 @@ func TestEncodeIntervalPoints(t *testing.T) {
 		RxBytes: 3000, RxBps: 12000, LocalCPU: -1, RemoteCPU: -1},
 		Intervals: []core.IntervalStats{
 			{Elapsed: time.Second, Interval: time.Second, RxBps: 12000, LostPackets: 3, StartupLostPackets: 2, LocalCPU: 3, RemoteCPU: -1},
-			{Elapsed: 2 * time.Second, Interval: time.Second, TxBps: 8, RxBps: 12000, LocalCPU: 4, RemoteCPU: 9},
+			// The login took 0.7 s: the second's end is At, not
+			// Start plus Elapsed.
+			{Elapsed: 2 * time.Second, Interval: time.Second, At: start.Add(2700 * time.Millisecond), TxBps: 8, RxBps: 12000, LocalCPU: 4, RemoteCPU: 9},
 		}}
 	tags := map[string]string{"source": "192.0.2.1", "port": "2000", "protocol": "udp", "direction": "receive", "result": "success"}
 
@@ -269,7 +271,7 @@ func TestEncodeIntervalPoints(t *testing.T) {
 	comparePoint(t, got[2], point{IntervalMeasurement, tags, map[string]any{
 		"tx_bps": 8.0, "rx_bps": 12000.0, "elapsed_seconds": 2.0, "local_cpu": int64(4), "remote_cpu": int64(9),
 		"lost_packets": int64(0), "startup_lost_packets": int64(0),
-	}, start.Add(2 * time.Second)})
+	}, start.Add(2700 * time.Millisecond)})
 }
 
 // TestEncodeKeepsGoodLines shows that a point that cannot be encoded is
