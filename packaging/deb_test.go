@@ -160,12 +160,24 @@ func TestDebPackage(t *testing.T) {
 	}
 	t.Logf("btest --version: %s", strings.TrimSpace(ver))
 
+	// A mistyped BTEST_ARGS must end with the status the unit does not
+	// restart on (RestartPreventExitStatus=), and say what is wrong.
+	unitPath := filepath.Join(root, "usr/lib/systemd/system/btest.service")
+	noRestart := strings.Join(unitDirectives(t, unitPath)["RestartPreventExitStatus"], " ")
+	bad := exec.Command(bin, "--server", "--max-sesions", "20")
+	badOut, err := bad.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || strconv.Itoa(ee.ExitCode()) != noRestart {
+		t.Errorf("btest --server with an unknown flag: %v, want exit status %s (RestartPreventExitStatus)\n%s", err, noRestart, badOut)
+	} else if !strings.Contains(string(badOut), "max-sesions") {
+		t.Errorf("btest --server with an unknown flag does not name it:\n%s", badOut)
+	}
+
 	// /etc/default/btest, as an operator edits it: the packaged flags plus
 	// a loopback listen address and UDP ports that collide with nothing.
 	defFile := filepath.Join(root, "etc/default/btest")
 	env := readEnvFile(t, defFile)
 	env["BTEST_ARGS"] += " --listen " + debAddr + " --udp-ports " + debUDPPorts
-	argv := execStart(t, filepath.Join(root, "usr/lib/systemd/system/btest.service"), env)
+	argv := execStart(t, unitPath, env)
 	if argv[0] != "/usr/bin/btest" {
 		t.Fatalf("ExecStart runs %s, not the packaged /usr/bin/btest", argv[0])
 	}

@@ -53,6 +53,11 @@ func TestUnitDirectives(t *testing.T) {
 		"LoadCredential":          "password:/etc/btest/password",
 		"EnvironmentFile":         "-/etc/default/btest",
 		"KillSignal":              "SIGTERM",
+		// A bad BTEST_ARGS exits with 2 (bad usage, as `btest --help`
+		// says): restarting cannot fix it, and restarts every RestartSec
+		// until the start limit would push the usage error out of sight.
+		"Restart":                  "on-failure",
+		"RestartPreventExitStatus": "2",
 	} {
 		if v, ok := d[k]; !ok || v[0] != want {
 			t.Errorf("%s=%q, want %q", k, v, want)
@@ -71,6 +76,19 @@ func TestUnitDirectives(t *testing.T) {
 	}
 	if got := strings.Join(d["MemoryMax"], ""); got != "1G" {
 		t.Errorf("MemoryMax=%q, want 1G (the README's worst case for the defaults)", got)
+	}
+	// No reload: the server does not handle SIGHUP (it ends), so
+	// `systemctl reload` must not be offered; /etc/default/btest says to
+	// restart.
+	if v, ok := d["ExecReload"]; ok {
+		t.Errorf("ExecReload=%q: the server has no reload", v)
+	}
+	def, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "btest.default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(def), "systemctl restart btest") {
+		t.Error("btest.default does not say that changes need `systemctl restart btest`")
 	}
 	// The stop timeout must leave the server its 5 s grace period.
 	if got := strings.Join(d["TimeoutStopSec"], ""); got != "15s" {
