@@ -2,10 +2,13 @@ package packaging
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btest-go/btest/core"
 )
@@ -124,4 +127,62 @@ func parseSize(v string) (uint64, error) {
 		return 0, err
 	}
 	return n << shift, nil
+}
+
+// defaultsExample is one BTEST_ARGS line of btest.default: the active one,
+// or a commented example with what it is for.
+type defaultsExample struct {
+	args, note string
+}
+
+// defaultsExamples returns btest.default's BTEST_ARGS lines.
+func defaultsExamples(t *testing.T) []defaultsExample {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "btest.default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^#?\s*BTEST_ARGS="([^"]*)"\s*(.*)$`)
+	var ex []defaultsExample
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := re.FindStringSubmatch(l); m != nil {
+			ex = append(ex, defaultsExample{m[1], m[2]})
+		}
+	}
+	if len(ex) < 2 {
+		t.Fatalf("btest.default has %d BTEST_ARGS lines, want the setting and examples", len(ex))
+	}
+	return ex
+}
+
+// TestDefaultsExamples checks the examples in btest.default, which an
+// operator copies: the server's own flag parser accepts each, one shows
+// MD5 for RouterOS before 6.43, and none spells out EC-SRP5, which --user
+// already means (spelling it out suggests the plain line is something
+// else).
+func TestDefaultsExamples(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "btest")
+	run(t, repoRoot(t), 5*time.Minute, "go", "build", "-o", bin, "./cmd/btest")
+	var md5 bool
+	for _, ex := range defaultsExamples(t) {
+		// --help last: every flag before it is parsed (names and typed
+		// values), then the server prints its help instead of starting.
+		args := append(append([]string{"--server"}, strings.Fields(ex.args)...), "--help")
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Errorf("BTEST_ARGS=%q: btest %s: %v\n%s", ex.args, strings.Join(args, " "), err, out)
+		}
+		if strings.Contains(ex.args, "--ecsrp5") || strings.Contains(ex.args, "--auth ecsrp5") {
+			t.Errorf("BTEST_ARGS=%q: EC-SRP5 is already what --user means", ex.args)
+		}
+		if strings.Contains(ex.args, "--auth md5") {
+			md5 = true
+			if !strings.Contains(ex.note, "6.43") {
+				t.Errorf("BTEST_ARGS=%q %s: say it is for RouterOS older than 6.43", ex.args, ex.note)
+			}
+		}
+	}
+	if !md5 {
+		t.Error("btest.default has no --auth md5 example (RouterOS older than 6.43)")
+	}
 }
