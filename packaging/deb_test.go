@@ -116,9 +116,20 @@ func TestDebPackage(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err != nil || !strings.Contains(string(b), "/etc/default/btest") {
 		t.Errorf("conffiles %q (%v): want /etc/default/btest kept across upgrades", b, err)
 	}
-	for _, s := range []string{"postinst", "prerm", "postrm"} {
-		if _, err := os.Stat(filepath.Join(ctrl, s)); err != nil {
+	// The maintainer scripts are ours as written (TestPostinstall runs
+	// postinstall.sh; nfpm must not have changed it on the way).
+	for s, src := range map[string]string{"postinst": "postinstall.sh", "prerm": "preremove.sh", "postrm": "postremove.sh"} {
+		got, err := os.ReadFile(filepath.Join(ctrl, s))
+		if err != nil {
 			t.Errorf("maintainer script %s: %v", s, err)
+			continue
+		}
+		want, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("maintainer script %s differs from packaging/%s", s, src)
 		}
 	}
 	listing := run(t, "", time.Minute, dpkgDeb, "-c", deb)
