@@ -46,10 +46,17 @@ func linuxPackages(t *testing.T, d *dist) []string {
 }
 
 // TestRPMPackages checks each .rpm's lead and that its header lists the
-// binary, the unit and the defaults file (no rpm tool needed).
+// binary, the unit and the defaults file and holds the postinstall script
+// (no rpm tool needed).
 func TestRPMPackages(t *testing.T) {
 	t.Parallel()
 	d := release(t)
+	// The %post scriptlet, in the header as text: TestPostinstall runs
+	// the same file with rpm's arguments.
+	postinst, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "postinstall.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range linuxPackages(t, d) {
 		if !strings.HasSuffix(p, ".rpm") {
 			continue
@@ -68,6 +75,9 @@ func TestRPMPackages(t *testing.T) {
 			if !bytes.Contains(b[:min(len(b), 64<<10)], []byte(s)) {
 				t.Errorf("%s: header does not mention %q", filepath.Base(p), s)
 			}
+		}
+		if !bytes.Contains(b[:min(len(b), 64<<10)], postinst) {
+			t.Errorf("%s: header does not hold packaging/postinstall.sh as the %%post scriptlet", filepath.Base(p))
 		}
 	}
 }
