@@ -3,7 +3,14 @@
 # The btest server in a container: a static binary on an empty image.
 #
 #   docker build -t btest --build-arg VERSION=v1.2.3 --build-arg REVISION=$(git rev-parse HEAD) .
-#   docker run --rm --network host btest --server --user btest --password-file /run/secrets/btest
+#   sudo install -D -m 0400 -o 65532 -g 65532 /dev/stdin /srv/btest/password <<<'long secret'
+#   docker run --rm --network host -v /srv/btest/password:/run/secrets/btest:ro \
+#     btest --server --user btest --password-file /run/secrets/btest
+#
+# The password file is mounted from the host (the image has nothing but the
+# binary) and must be readable by uid 65532, the image's user. Without
+# arguments the image runs `btest --server`: a server without
+# authentication, which anyone who reaches it can test against.
 #
 # Host networking, because a UDP test uses a port range (2001-2999 by
 # default) that the server picks from per test, and sends test data back to

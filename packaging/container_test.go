@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,4 +179,63 @@ func procUID(t *testing.T, pid int) string {
 	}
 	t.Fatalf("no Uid in /proc/%d/status", pid)
 	return ""
+}
+
+// dockerRuns returns the `docker run` commands in text (comment markers
+// and backslash continuations removed), each as its words.
+func dockerRuns(text string) [][]string {
+	var runs [][]string
+	var cur string
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "#"))
+		if cur == "" && !strings.HasPrefix(l, "docker run ") {
+			continue
+		}
+		if s, ok := strings.CutSuffix(l, "\\"); ok {
+			cur += s + " "
+			continue
+		}
+		runs = append(runs, strings.Fields(cur+l))
+		cur = ""
+	}
+	return runs
+}
+
+// TestDockerRunExamples checks the documented `docker run` commands (the
+// Dockerfile's and the README's): a file the server is told to read
+// (--password-file, --verifier-file) is mounted into the container, which
+// has nothing else, and host networking is used.
+func TestDockerRunExamples(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, _, _ := installSection(t)
+	for name, text := range map[string]string{"Dockerfile": string(b), "README.md": readme} {
+		runs := dockerRuns(text)
+		if len(runs) == 0 {
+			t.Errorf("%s: no docker run example", name)
+		}
+		for _, w := range runs {
+			mounts := map[string]bool{}
+			for i := 0; i+1 < len(w); i++ {
+				if w[i] == "-v" || w[i] == "--volume" {
+					parts := strings.Split(w[i+1], ":")
+					if len(parts) >= 2 {
+						mounts[parts[1]] = true
+					}
+				}
+			}
+			if !slices.Contains(w, "host") || !slices.Contains(w, "--network") {
+				t.Errorf("%s: %s: no --network host", name, strings.Join(w, " "))
+			}
+			for i := 0; i+1 < len(w); i++ {
+				if (w[i] == "--password-file" || w[i] == "--verifier-file") && !mounts[w[i+1]] {
+					t.Errorf("%s: %s: %s %s is not mounted into the container (-v SRC:%s:ro)", name, strings.Join(w, " "), w[i], w[i+1], w[i+1])
+				}
+			}
+		}
+	}
 }

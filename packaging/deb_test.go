@@ -46,10 +46,17 @@ func linuxPackages(t *testing.T, d *dist) []string {
 }
 
 // TestRPMPackages checks each .rpm's lead and that its header lists the
-// binary, the unit and the defaults file (no rpm tool needed).
+// binary, the unit and the defaults file and holds the postinstall script
+// (no rpm tool needed).
 func TestRPMPackages(t *testing.T) {
 	t.Parallel()
 	d := release(t)
+	// The %post scriptlet, in the header as text: TestPostinstall runs
+	// the same file with rpm's arguments.
+	postinst, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "postinstall.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range linuxPackages(t, d) {
 		if !strings.HasSuffix(p, ".rpm") {
 			continue
@@ -68,6 +75,9 @@ func TestRPMPackages(t *testing.T) {
 			if !bytes.Contains(b[:min(len(b), 64<<10)], []byte(s)) {
 				t.Errorf("%s: header does not mention %q", filepath.Base(p), s)
 			}
+		}
+		if !bytes.Contains(b[:min(len(b), 64<<10)], postinst) {
+			t.Errorf("%s: header does not hold packaging/postinstall.sh as the %%post scriptlet", filepath.Base(p))
 		}
 	}
 }
@@ -116,9 +126,20 @@ func TestDebPackage(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err != nil || !strings.Contains(string(b), "/etc/default/btest") {
 		t.Errorf("conffiles %q (%v): want /etc/default/btest kept across upgrades", b, err)
 	}
-	for _, s := range []string{"postinst", "prerm", "postrm"} {
-		if _, err := os.Stat(filepath.Join(ctrl, s)); err != nil {
+	// The maintainer scripts are ours as written (TestPostinstall runs
+	// postinstall.sh; nfpm must not have changed it on the way).
+	for s, src := range map[string]string{"postinst": "postinstall.sh", "prerm": "preremove.sh", "postrm": "postremove.sh"} {
+		got, err := os.ReadFile(filepath.Join(ctrl, s))
+		if err != nil {
 			t.Errorf("maintainer script %s: %v", s, err)
+			continue
+		}
+		want, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("maintainer script %s differs from packaging/%s", s, src)
 		}
 	}
 	listing := run(t, "", time.Minute, dpkgDeb, "-c", deb)
@@ -160,12 +181,24 @@ func TestDebPackage(t *testing.T) {
 	}
 	t.Logf("btest --version: %s", strings.TrimSpace(ver))
 
+	// A mistyped BTEST_ARGS must end with the status the unit does not
+	// restart on (RestartPreventExitStatus=), and say what is wrong.
+	unitPath := filepath.Join(root, "usr/lib/systemd/system/btest.service")
+	noRestart := strings.Join(unitDirectives(t, unitPath)["RestartPreventExitStatus"], " ")
+	bad := exec.Command(bin, "--server", "--max-sesions", "20")
+	badOut, err := bad.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || strconv.Itoa(ee.ExitCode()) != noRestart {
+		t.Errorf("btest --server with an unknown flag: %v, want exit status %s (RestartPreventExitStatus)\n%s", err, noRestart, badOut)
+	} else if !strings.Contains(string(badOut), "max-sesions") {
+		t.Errorf("btest --server with an unknown flag does not name it:\n%s", badOut)
+	}
+
 	// /etc/default/btest, as an operator edits it: the packaged flags plus
 	// a loopback listen address and UDP ports that collide with nothing.
 	defFile := filepath.Join(root, "etc/default/btest")
 	env := readEnvFile(t, defFile)
 	env["BTEST_ARGS"] += " --listen " + debAddr + " --udp-ports " + debUDPPorts
-	argv := execStart(t, filepath.Join(root, "usr/lib/systemd/system/btest.service"), env)
+	argv := execStart(t, unitPath, env)
 	if argv[0] != "/usr/bin/btest" {
 		t.Fatalf("ExecStart runs %s, not the packaged /usr/bin/btest", argv[0])
 	}

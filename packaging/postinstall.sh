@@ -1,13 +1,26 @@
 #!/bin/sh
 # postinstall for the btest .deb and .rpm (nfpm). deb calls it with
-# "configure [OLD_VERSION]", rpm with the number of installed versions
-# (1 = first install, 2 = upgrade).
+# "configure" and the version configured before (none on a first install or
+# after a purge), or with "abort-upgrade", "abort-remove", ... when it
+# rolls back; rpm with the number of versions installed once this one is
+# (1 = first install, 2 or more = upgrade).
 set -e
+
+case "$1" in
+configure) if [ -n "$2" ]; then action=upgrade; else action=install; fi ;;
+1) action=install ;;
+[0-9]*) action=upgrade ;;
+*) action=other ;;
+esac
 
 # First install: a random password in /etc/btest/password, root only, so the
 # service does not start with a known password. The service gets it as the
-# systemd credential "password" (LoadCredential= in btest.service).
-if [ ! -e /etc/btest/password ]; then
+# systemd credential "password" (LoadCredential= in btest.service). Never on
+# an upgrade, and never beside a verifier: an operator who deleted the
+# password to keep only an EC-SRP5 verifier (README, "No plaintext password
+# on the server at all") must not find a new plaintext one after the next
+# upgrade, nor after reinstalling a removed (not purged) package.
+if [ "$action" = install ] && [ ! -e /etc/btest/password ] && [ ! -e /etc/btest/verifier ]; then
 	umask 077
 	mkdir -p /etc/btest
 	LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 24 >/etc/btest/password.new
@@ -15,19 +28,16 @@ if [ ! -e /etc/btest/password ]; then
 	echo "btest: generated a random password in /etc/btest/password (user: see BTEST_ARGS in /etc/default/btest)"
 fi
 
-upgrade=no
-case "$1" in
-configure) [ -n "$2" ] && upgrade=yes ;;
-[0-9]*) [ "$1" -ge 2 ] && upgrade=yes ;;
-esac
-
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
-	if [ "$upgrade" = yes ]; then
+	case "$action" in
+	upgrade)
 		# Pick up the new binary where the service was running.
 		systemctl try-restart btest.service >/dev/null 2>&1 || true
-	else
+		;;
+	install)
 		echo "btest: start the server with: systemctl enable --now btest"
-	fi
+		;;
+	esac
 fi
 exit 0
