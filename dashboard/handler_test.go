@@ -86,7 +86,7 @@ func TestStateJSON(t *testing.T) {
 	}
 	a := snap.Active[0]
 	if a.Remote != "[2001:db8::5]:40000" || a.User != "alice" || a.Proto != "udp" || a.Direction != "both" ||
-		a.Connections != 2 || a.TxBps != 8e6 || a.RxBps != 4e6 || a.ElapsedS != 1 || a.LostPackets != 1 ||
+		a.Connections != 2 || a.TxBps != 8e6 || a.RxBps != 4e6 || a.ElapsedS != 1 || a.LostPackets == nil || *a.LostPackets != 1 ||
 		a.History == nil || len(a.History.T) != 1 || a.History.Tx[0] != 8e6 {
 		t.Errorf("active test %+v history %+v", a, a.History)
 	}
