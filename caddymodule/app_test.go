@@ -230,6 +230,46 @@ func TestBuildInfoMetric(t *testing.T) {
 	t.Fatal("no caddy_btest_build_info among the gathered metrics")
 }
 
+// TestSessionsTotalSeries: every proto, direction and result series of
+// caddy_btest_sessions_total is exported from the start, at 0, so a
+// dashboard shows 0 rather than "No data" before the first such test.
+func TestSessionsTotalSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_btest_sessions_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			l := map[string]string{}
+			for _, lp := range m.Label {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			have[l["proto"]+" "+l["direction"]+" "+l["result"]] = true
+		}
+	}
+	var missing []string
+	for _, p := range []core.Proto{core.ProtoTCP, core.ProtoUDP} {
+		for _, d := range []core.Direction{core.Receive, core.Transmit, core.Both} {
+			for _, r := range core.Results() {
+				if k := p.String() + " " + d.String() + " " + r; !have[k] {
+					missing = append(missing, k)
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("caddy_btest_sessions_total has no series for %d of %d label sets: %v", len(missing), 2*3*len(core.Results()), missing)
+	}
+}
+
 func value(t *testing.T, c prometheus.Collector) float64 {
 	t.Helper()
 	ch := make(chan prometheus.Metric, 1)
