@@ -81,8 +81,8 @@ type App struct {
 	// ["tcp/:2000"], every interface, IPv4 and IPv6.
 	Listen []string `json:"listen,omitempty"`
 
-	// UDPPorts is the range of UDP ports, "first-last", the server hands
-	// out to UDP tests, one per test; the client receives on the port
+	// UDPPorts is the range of UDP ports, "first-last" (or one port,
+	// "port"), the server hands out to UDP tests, one per test; the client receives on the port
 	// + 256. Open both ranges in firewalls. Configs that use the same
 	// range share one set of ports across reloads, so a running test keeps
 	// its port. Default: "2001-2999".
@@ -145,11 +145,13 @@ type App struct {
 	// with a burst of as many; -1 means no limit. Default: 10.
 	MaxHandshakeRatePerSource int `json:"max_handshake_rate_per_source,omitempty"`
 
-	// SourcePrefixV4 and SourcePrefixV6 are the prefix lengths that group
-	// client addresses into one source for max_sessions_per_ip and the
-	// per-source handshake limits. Defaults: 32 (one IPv4 address) and 64
-	// (one IPv6 /64, what one customer is routed).
+	// SourcePrefixV4 is the prefix length, 1-32, that groups IPv4 client
+	// addresses into one source for max_sessions_per_ip and the
+	// per-source handshake limits. Default: 32, one address.
 	SourcePrefixV4 int `json:"source_prefix_v4,omitempty"`
+
+	// SourcePrefixV6 is the same for IPv6 client addresses, 1-128.
+	// Default: 64, one /64, what one customer is routed.
 	SourcePrefixV6 int `json:"source_prefix_v6,omitempty"`
 
 	// CommandTimeout bounds the wait for a client's command after the
