@@ -67,6 +67,9 @@ const (
 // need not be written into the config; {env.NAME:default} gives a value
 // for a variable that is not set.
 //
+// A number or duration left at 0 takes its default; a negative one is an
+// error, except where a field says what it means (no limit).
+//
 // On a config reload the new config starts listening before the old one
 // stops; tests that are running finish under the config they started with,
 // for at most grace_period.
@@ -78,8 +81,8 @@ type App struct {
 	// ["tcp/:2000"], every interface, IPv4 and IPv6.
 	Listen []string `json:"listen,omitempty"`
 
-	// UDPPorts is the range of UDP ports, "first-last", the server hands
-	// out to UDP tests, one per test; the client receives on the port
+	// UDPPorts is the range of UDP ports, "first-last" (or one port,
+	// "port"), the server hands out to UDP tests, one per test; the client receives on the port
 	// + 256. Open both ranges in firewalls. Configs that use the same
 	// range share one set of ports across reloads, so a running test keeps
 	// its port. Default: "2001-2999".
@@ -142,11 +145,13 @@ type App struct {
 	// with a burst of as many; -1 means no limit. Default: 10.
 	MaxHandshakeRatePerSource int `json:"max_handshake_rate_per_source,omitempty"`
 
-	// SourcePrefixV4 and SourcePrefixV6 are the prefix lengths that group
-	// client addresses into one source for max_sessions_per_ip and the
-	// per-source handshake limits. Defaults: 32 (one IPv4 address) and 64
-	// (one IPv6 /64, what one customer is routed).
+	// SourcePrefixV4 is the prefix length, 1-32, that groups IPv4 client
+	// addresses into one source for max_sessions_per_ip and the
+	// per-source handshake limits. Default: 32, one address.
 	SourcePrefixV4 int `json:"source_prefix_v4,omitempty"`
+
+	// SourcePrefixV6 is the same for IPv6 client addresses, 1-128.
+	// Default: 64, one /64, what one customer is routed.
 	SourcePrefixV6 int `json:"source_prefix_v6,omitempty"`
 
 	// CommandTimeout bounds the wait for a client's command after the
@@ -379,21 +384,50 @@ func (a *App) Validate() error {
 	return a.checkNumbers()
 }
 
-// checkNumbers rejects negative limits and timeouts with the config's own
-// field names. Provision runs it before it makes the server, whose own
-// check would name them in Go.
+// checkNumbers rejects out-of-range limits and timeouts with the config's
+// own field names, where the core would take a negative number for its
+// default or name the field in Go. 0 is every field's default; the
+// handshake rates take -1 for no limit and max_duration any negative
+// duration. Provision runs it before it makes the server.
 func (a *App) checkNumbers() error {
-	switch {
-	case a.MaxSessions < 0:
-		return fmt.Errorf("max_sessions %d is negative", a.MaxSessions)
-	case a.MaxSessionsPerIP < 0:
-		return fmt.Errorf("max_sessions_per_ip %d is negative", a.MaxSessionsPerIP)
-	case a.MaxConnections < 0 || a.MaxConnections > 255:
-		return fmt.Errorf("max_connections %d is out of range 1-255", a.MaxConnections)
-	case a.HandshakeTimeout < 0:
-		return fmt.Errorf("handshake_timeout %v is negative", time.Duration(a.HandshakeTimeout))
-	case a.GracePeriod < 0:
-		return fmt.Errorf("grace_period %v is negative", time.Duration(a.GracePeriod))
+	for _, f := range []struct {
+		name     string
+		v        int64
+		min, max int64 // max 0: no upper bound
+	}{
+		{"max_sessions", int64(a.MaxSessions), 0, 0},
+		{"max_sessions_per_ip", int64(a.MaxSessionsPerIP), 0, 0},
+		{"max_connections", int64(a.MaxConnections), 0, 255},
+		{"max_handshakes", int64(a.MaxHandshakes), 0, 0},
+		{"max_handshakes_per_source", int64(a.MaxHandshakesPerSource), 0, 0},
+		{"max_handshake_rate", int64(a.MaxHandshakeRate), -1, 0},
+		{"max_handshake_rate_per_source", int64(a.MaxHandshakeRatePerSource), -1, 0},
+		{"source_prefix_v4", int64(a.SourcePrefixV4), 0, 32},
+		{"source_prefix_v6", int64(a.SourcePrefixV6), 0, 128},
+		{"max_status_rate", int64(a.MaxStatusRate), 0, 0},
+		{"read_buffer_memory", a.ReadBufferMemory, 0, 0},
+	} {
+		switch {
+		case f.max > 0 && (f.v < f.min || f.v > f.max):
+			return fmt.Errorf("%s %d is out of range 1-%d", f.name, f.v, f.max)
+		case f.v < f.min && f.min == -1:
+			return fmt.Errorf("%s %d is below -1 (-1: no limit)", f.name, f.v)
+		case f.v < f.min:
+			return fmt.Errorf("%s %d is negative", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    caddy.Duration
+	}{
+		{"handshake_timeout", a.HandshakeTimeout},
+		{"command_timeout", a.CommandTimeout},
+		{"progress_timeout", a.ProgressTimeout},
+		{"grace_period", a.GracePeriod},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%s %v is negative", f.name, time.Duration(f.v))
+		}
 	}
 	return nil
 }

@@ -52,6 +52,20 @@ func TestProvisionErrors(t *testing.T) {
 		{"negative handshake timeout", `{"auth":"none","handshake_timeout":"-2s"}`, "handshake_timeout -2s is negative"},
 		{"too many connections", `{"auth":"none","max_connections":300}`, "max_connections 300 is out of range 1-255"},
 		{"negative sessions", `{"auth":"none","max_sessions":-1}`, "max_sessions -1 is negative"},
+		{"negative sessions per ip", `{"auth":"none","max_sessions_per_ip":-3}`, "max_sessions_per_ip -3 is negative"},
+		{"negative connections", `{"auth":"none","max_connections":-1}`, "max_connections -1 is out of range 1-255"},
+		{"negative handshakes", `{"auth":"none","max_handshakes":-1}`, "max_handshakes -1 is negative"},
+		{"negative handshakes per source", `{"auth":"none","max_handshakes_per_source":-2}`, "max_handshakes_per_source -2 is negative"},
+		{"handshake rate below -1", `{"auth":"none","max_handshake_rate":-5}`, "max_handshake_rate -5 is below -1 (-1: no limit)"},
+		{"handshake rate per source below -1", `{"auth":"none","max_handshake_rate_per_source":-2}`, "max_handshake_rate_per_source -2 is below -1 (-1: no limit)"},
+		{"negative v4 prefix", `{"auth":"none","source_prefix_v4":-1}`, "source_prefix_v4 -1 is out of range 1-32"},
+		{"long v4 prefix", `{"auth":"none","source_prefix_v4":33}`, "source_prefix_v4 33 is out of range 1-32"},
+		{"negative v6 prefix", `{"auth":"none","source_prefix_v6":-64}`, "source_prefix_v6 -64 is out of range 1-128"},
+		{"long v6 prefix", `{"auth":"none","source_prefix_v6":129}`, "source_prefix_v6 129 is out of range 1-128"},
+		{"negative command timeout", `{"auth":"none","command_timeout":"-1s"}`, "command_timeout -1s is negative"},
+		{"negative progress timeout", `{"auth":"none","progress_timeout":"-15s"}`, "progress_timeout -15s is negative"},
+		{"negative status rate", `{"auth":"none","max_status_rate":-1}`, "max_status_rate -1 is negative"},
+		{"negative read buffer memory", `{"auth":"none","read_buffer_memory":-1}`, "read_buffer_memory -1 is negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,6 +93,11 @@ func TestProvisionGood(t *testing.T) {
 		`{"auth":"md5","users":[{"name":"bob","password":"a\\{b\\}c"}],"listen":["[::1]:2000","127.0.0.1","tcp/:3000-3002"],
 		  "udp_ports":"40000","allow":["::1","10.0.0.0/8"],"deny":["10.1.0.0/16"],"max_duration":"-1s","max_tx_rate":1000000,
 		  "max_sessions":5,"max_sessions_per_ip":1,"max_connections":255,"handshake_timeout":"3s","grace_period":"1m"}`,
+		// The values that mean "no limit", and the ends of each range.
+		`{"auth":"none","max_handshake_rate":-1,"max_handshake_rate_per_source":-1,"source_prefix_v4":1,"source_prefix_v6":128,
+		  "max_handshakes":1,"max_handshakes_per_source":1,"command_timeout":"1ms","progress_timeout":"1h","max_status_rate":1,
+		  "read_buffer_memory":1}`,
+		`{"auth":"none","source_prefix_v4":32,"source_prefix_v6":1,"max_connections":1}`,
 	} {
 		if err := validate(t, app); err != nil {
 			t.Errorf("%s: %v", app, err)
@@ -209,6 +228,46 @@ func TestBuildInfoMetric(t *testing.T) {
 		return
 	}
 	t.Fatal("no caddy_btest_build_info among the gathered metrics")
+}
+
+// TestSessionsTotalSeries: every proto, direction and result series of
+// caddy_btest_sessions_total is exported from the start, at 0, so a
+// dashboard shows 0 rather than "No data" before the first such test.
+func TestSessionsTotalSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_btest_sessions_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			l := map[string]string{}
+			for _, lp := range m.Label {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			have[l["proto"]+" "+l["direction"]+" "+l["result"]] = true
+		}
+	}
+	var missing []string
+	for _, p := range []core.Proto{core.ProtoTCP, core.ProtoUDP} {
+		for _, d := range []core.Direction{core.Receive, core.Transmit, core.Both} {
+			for _, r := range core.Results() {
+				if k := p.String() + " " + d.String() + " " + r; !have[k] {
+					missing = append(missing, k)
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("caddy_btest_sessions_total has no series for %d of %d label sets: %v", len(missing), 2*3*len(core.Results()), missing)
+	}
 }
 
 func value(t *testing.T, c prometheus.Collector) float64 {

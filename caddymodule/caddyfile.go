@@ -46,7 +46,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //
 //	btest {
 //		listen              <addresses...>
-//		udp_ports           <first>-<last>
+//		udp_ports           <first>-<last>|<port>
 //		auth                none|md5|ecsrp5
 //		user                <name> [<password>] {
 //			password <password>
@@ -74,8 +74,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //	}
 //
 // listen, user, allow and deny may be repeated and add up; every other
-// subdirective may be given once. Values may hold placeholders such as
-// {env.BTEST_PASSWORD}, resolved when the config loads.
+// subdirective may be given once. The addresses of listen and the name,
+// password and verifier of user may hold placeholders such as
+// {env.BTEST_PASSWORD}, resolved when the config loads (and so kept out
+// of the JSON config); in any other option one is an error. The
+// Caddyfile's own {$NAME}, replaced when the Caddyfile is adapted, works
+// in every option.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -321,6 +325,9 @@ func parseNetworks(d *caddyfile.Dispenser, dst *[]string) error {
 		return d.ArgErr()
 	}
 	for _, s := range args {
+		if err := literal(d, opt, s); err != nil {
+			return err
+		}
 		if s == "private_ranges" {
 			*dst = append(*dst, privateRanges...)
 			continue
@@ -345,7 +352,9 @@ var _ caddyfile.Unmarshaler = (*App)(nil)
 
 // singleArg returns the one argument of the current directive; none or
 // more than one is an argument error.
+// A placeholder, which only listen and user resolve, is an error.
 func singleArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
 	if !d.NextArg() {
 		return "", d.ArgErr()
 	}
@@ -353,5 +362,15 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 	if d.NextArg() {
 		return "", d.ArgErr()
 	}
-	return s, nil
+	return s, literal(d, opt, s)
+}
+
+// literal fails when s, a value of opt, holds a placeholder: only listen
+// and user resolve them when the config loads; any other option would
+// take the braces for its value and fail on them with a puzzling error.
+func literal(d *caddyfile.Dispenser, opt, s string) error {
+	if hasPlaceholder(s) {
+		return d.Errf("%s: '%s' is a placeholder; only listen and user take them (the Caddyfile's {$NAME} works in every option)", opt, s)
+	}
+	return nil
 }

@@ -85,6 +85,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"allow no arg", "allow", "wrong argument count or unexpected line ending after 'allow'", 3},
 		{"handshake_timeout negative", "handshake_timeout -1s", "handshake_timeout: duration '-1s' is negative", 3},
 		{"grace_period two args", "grace_period 5 s", "wrong argument count or unexpected line ending after 's'", 3},
+		// Only listen and user resolve placeholders when the config
+		// loads; elsewhere one is named as such, not as a bad value.
+		{"placeholder in allow", "allow 10.0.0.0/8 {env.NET}", "allow: '{env.NET}' is a placeholder; only listen and user take them (the Caddyfile's {$NAME} works in every option)", 3},
+		{"placeholder in max_sessions", "max_sessions {env.N}", "max_sessions: '{env.N}' is a placeholder; only listen and user take them", 3},
+		{"placeholder in udp_ports", "udp_ports {file./etc/ports}", "udp_ports: '{file./etc/ports}' is a placeholder", 3},
+		{"placeholder in handshake rate", "max_handshake_rate {env.R}", "max_handshake_rate: '{env.R}' is a placeholder", 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

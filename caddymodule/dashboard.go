@@ -58,6 +58,18 @@ func (d *Dashboard) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// Cleanup ends the event streams this handler serves: after a reload the
+// browsers reconnect to the new config's handler, whose facts describe the
+// new config. (Caddy cleans up a config's modules after its apps stopped;
+// the HTTP server's shutdown already ended the streams, see
+// dashboard.Handler, except those of HTTP/3.)
+func (d *Dashboard) Cleanup() error {
+	if d.h != nil {
+		d.h.Close()
+	}
+	return nil
+}
+
 // ServeHTTP serves the dashboard; it never calls next.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	d.h.ServeHTTP(w, r)
@@ -87,6 +99,7 @@ func parseDashboardCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Dashboard)(nil)
+	_ caddy.CleanerUpper          = (*Dashboard)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Dashboard)(nil)
 	_ caddyfile.Unmarshaler       = (*Dashboard)(nil)
 )

@@ -50,6 +50,7 @@ type cardView struct {
 	Tx      float64 `json:"tx"`
 	Rx      float64 `json:"rx"`
 	Elapsed string  `json:"elapsed"`
+	Loss    string  `json:"loss"`
 }
 
 // rowView is a line of the recent list.
@@ -57,6 +58,7 @@ type rowView struct {
 	ID     string `json:"id"`
 	Mode   string `json:"mode"`
 	Result string `json:"result"`
+	Loss   string `json:"loss"`
 }
 
 const readCards = `[...document.querySelectorAll('#active .card')].map(c => ({
@@ -65,12 +67,14 @@ const readCards = `[...document.querySelectorAll('#active .card')].map(c => ({
 	tx: +c.querySelector('.rate.tx').dataset.bps,
 	rx: +c.querySelector('.rate.rx').dataset.bps,
 	elapsed: c.querySelector('.elapsed').textContent,
+	loss: c.querySelector('.loss')?.textContent || '',
 }))`
 
 const readRows = `[...document.querySelectorAll('#recent tbody tr')].map(r => ({
 	id: r.dataset.id || '',
 	mode: r.cells[3].textContent,
 	result: r.querySelector('.result').textContent,
+	loss: r.cells[7].textContent,
 }))`
 
 // TestDashboardBrowser runs examples/Caddyfile, loads the dashboard through
@@ -182,6 +186,11 @@ func TestDashboardBrowser(t *testing.T) {
 	warm := cl
 	warm.Duration, warm.RemoteTxSpeed = 2*time.Second, 50e6
 	runClient(t, warm)
+	// A UDP test in which the server only sends: it has no loss figure
+	// (the client counts that loss), rather than a 0 %.
+	down := cl
+	down.UDP, down.Duration, down.RemoteTxSpeed = true, 1500*time.Millisecond, 10e6
+	runClient(t, down)
 	wrong := cl
 	wrong.Password = "not-it"
 	if _, err := core.RunClient(ctx, wrong); !errors.Is(err, core.ErrAuthFailed) {
@@ -225,6 +234,10 @@ func TestDashboardBrowser(t *testing.T) {
 		if protos["tcp"] && protos["udp"] {
 			for _, c := range cards {
 				if c.Tx > 0 || c.Rx > 0 {
+					// Reported on: the loss on the way to the server is known.
+					if c.Proto == "udp" && !strings.HasPrefix(c.Loss, "loss to server (one way) ") {
+						t.Errorf("udp both-ways card: %q, want the loss on the way to the server, one way", c.Loss)
+					}
 					seen[c.Proto] = append(seen[c.Proto], c)
 					ids[c.Proto] = c.ID
 				}
@@ -303,8 +316,14 @@ func TestDashboardBrowser(t *testing.T) {
 	if !refused {
 		t.Errorf("the wrong password is not in the recent list: %+v", rows)
 	}
-	if !slices.ContainsFunc(rows, func(r rowView) bool { return r.Mode == "tcp receive" && r.Result == "ok" }) {
-		t.Errorf("the warm-up test is not in the recent list: %+v", rows)
+	if !slices.ContainsFunc(rows, func(r rowView) bool { return r.Mode == "tcp receive" && r.Result == "ok" && r.Loss == "–" }) {
+		t.Errorf("the warm-up test is not in the recent list (without a loss): %+v", rows)
+	}
+	if !slices.ContainsFunc(rows, func(r rowView) bool { return r.Mode == "udp receive" && r.Result == "ok" && r.Loss == "–" }) {
+		t.Errorf("the UDP receive test is not in the recent list without a loss figure: %+v", rows)
+	}
+	if !slices.ContainsFunc(rows, func(r rowView) bool { return r.Mode == "udp both" && strings.HasSuffix(r.Loss, " %") }) {
+		t.Errorf("the UDP both-ways test has no loss figure in the recent list: %+v", rows)
 	}
 
 	mu.Lock()

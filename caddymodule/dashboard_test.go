@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,4 +145,137 @@ func TestDashboardDocs(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no Caddyfile example in the README's dashboard section")
 	}
+}
+
+// eventStream is an open api/events stream: its events in order, and
+// closed when the stream ends.
+type eventStream struct {
+	events chan sseEvent
+}
+
+type sseEvent struct{ name, data string }
+
+func openEvents(t *testing.T, url string) *eventStream {
+	t.Helper()
+	resp, err := http.Get(url + "api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("GET api/events: %s", resp.Status)
+	}
+	s := &eventStream{events: make(chan sseEvent, 1024)}
+	t.Cleanup(func() { resp.Body.Close() })
+	go func() {
+		defer close(s.events)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev.name = line[len("event: "):]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[len("data: "):]
+			case line == "" && ev.name != "":
+				s.events <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return s
+}
+
+// next returns the stream's next event named name, or ok false when the
+// stream ended; it fails the test when none comes within d.
+func (s *eventStream) next(t *testing.T, name string, d time.Duration) (ev sseEvent, ok bool) {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok || ev.name == name {
+				return ev, ok
+			}
+		case <-timeout:
+			t.Fatalf("no %q event and no end of the stream within %v", name, d)
+		}
+	}
+}
+
+// dashboardSite is a config with the dashboard under /btest/ and no
+// grace_period: Caddy's HTTP server waits for its requests without a
+// bound when it stops.
+func dashboardSite(pt ports, opts ...string) string {
+	return strings.Replace(pt.caddyfile(opts...), `respond "site up"`, "btest_dashboard /btest/*\n\trespond \"site up\"", 1)
+}
+
+// terminate sends Caddy SIGTERM and fails unless it exits within 5 s:
+// `caddy stop` would wait with it, its admin request ends only with
+// the process.
+func (p *caddyProc) terminate(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		t.Logf("caddy exited %v after SIGTERM", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("caddy still running %v after SIGTERM with an event stream open", time.Since(start))
+	}
+}
+
+// TestDashboardStreamStop: an open event stream does not hold up Caddy's
+// exit (it once kept Caddy running until the browser left).
+func TestDashboardStreamStop(t *testing.T) {
+	t.Parallel()
+	pt := newPorts(t)
+	p := startCaddy(t, dashboardSite(pt, "auth none"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
+	s := openEvents(t, "http://"+pt.http+"/btest/")
+	if _, ok := s.next(t, "facts", 5*time.Second); !ok {
+		t.Fatal("the stream ended before its first facts")
+	}
+	p.terminate(t)
+	if _, ok := s.next(t, "end of stream", 5*time.Second); ok {
+		t.Error("the stream goes on after Caddy exited")
+	}
+}
+
+// TestDashboardStreamReload: after a reload an open event stream ends (the
+// browser reconnects to the new config's handler), instead of sending the
+// old config's facts.
+func TestDashboardStreamReload(t *testing.T) {
+	t.Parallel()
+	pt := newPorts(t)
+	p := startCaddy(t, dashboardSite(pt, "auth none", "max_sessions 7"), "caddyfile", pt.admin, nil, pt.btest, pt.http)
+	url := "http://" + pt.http + "/btest/"
+	s := openEvents(t, url)
+	if ev, ok := s.next(t, "facts", 5*time.Second); !ok || !strings.Contains(ev.data, `"max_sessions":7,`) {
+		t.Fatalf("first facts: %v %q", ok, ev.data)
+	}
+	p.load(dashboardSite(pt, "auth none", "max_sessions 9"), "text/caddyfile")
+	// Either the stream ends or its facts follow the new config; ticks
+	// come every second, so 5 s is plenty for either.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ev, ok := s.next(t, "facts", time.Until(deadline))
+		if !ok {
+			break
+		}
+		if strings.Contains(ev.data, `"max_sessions":9,`) {
+			break
+		}
+		t.Logf("facts after the reload: %s", ev.data)
+	}
+	// A new stream gets the new config's facts.
+	s2 := openEvents(t, url)
+	if ev, ok := s2.next(t, "facts", 5*time.Second); !ok || !strings.Contains(ev.data, `"max_sessions":9,`) {
+		t.Fatalf("a new stream's facts: %v %q", ok, ev.data)
+	}
+	// And the old config's HTTP server is gone with its streams: Caddy
+	// still exits promptly.
+	p.terminate(t)
 }

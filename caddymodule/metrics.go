@@ -28,7 +28,7 @@ var (
 	bytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "btest",
 		Name: "bytes_total",
-		Help: "Test payload bytes, by protocol and direction from the server's view (sent, received); updated every second while tests run.",
+		Help: "Test bytes, by protocol and direction from the server's view (sent, received): TCP payload; UDP datagrams with their IP and UDP headers, as btest counts them; updated every second while tests run.",
 	}, []string{"proto", "direction"})
 	authFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "btest",
@@ -64,15 +64,21 @@ var (
 )
 
 func init() {
-	// Every reason the core reports is exported at zero from the start,
-	// so dashboards see every series.
+	// Every reason the core reports, and every proto, direction and
+	// result of an ended test (2 x 3 x 9 series), is exported at zero
+	// from the start, so dashboards show 0 rather than no data.
 	for _, r := range core.RefusalReasons() {
 		refusals.WithLabelValues(string(r))
 	}
-	for _, p := range []string{"tcp", "udp"} {
-		sessionsActive.WithLabelValues(p)
-		bytesTotal.WithLabelValues(p, "sent")
-		bytesTotal.WithLabelValues(p, "received")
+	for _, p := range []core.Proto{core.ProtoTCP, core.ProtoUDP} {
+		sessionsActive.WithLabelValues(p.String())
+		bytesTotal.WithLabelValues(p.String(), "sent")
+		bytesTotal.WithLabelValues(p.String(), "received")
+		for _, d := range []core.Direction{core.Receive, core.Transmit, core.Both} {
+			for _, r := range core.Results() {
+				sessionsTotal.WithLabelValues(p.String(), d.String(), r)
+			}
+		}
 	}
 }
 

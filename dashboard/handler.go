@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,10 +33,22 @@ const defaultWriteTimeout = 10 * time.Second
 //	./api/events    Server-Sent Events: "tick" every second (Tick), "start"
 //	                (Active) and "end" (Recent) for every test, "facts"
 //	                (Facts) when they change
+//
+// An event stream lasts until the reader leaves, the hub drops it, the
+// http.Server that serves it begins to shut down, or Close: a stream
+// never holds up a server's Shutdown, which waits for active requests.
 type Handler struct {
 	state        *State
 	facts        func() Facts
 	writeTimeout time.Duration
+
+	// done is closed by Close and ends every stream.
+	done      chan struct{}
+	closeOnce sync.Once
+	// hooked holds the servers whose shutdown closes the handler; a
+	// handler lives in the few servers of one config.
+	mu     sync.Mutex
+	hooked map[*http.Server]bool
 }
 
 // NewHandler returns the dashboard of st; facts, called for every state
@@ -44,7 +57,32 @@ func NewHandler(st *State, facts func() Facts) *Handler {
 	if facts == nil {
 		facts = func() Facts { return Facts{Version: Version(), Listeners: []string{}} }
 	}
-	return &Handler{state: st, facts: facts, writeTimeout: defaultWriteTimeout}
+	return &Handler{state: st, facts: facts, writeTimeout: defaultWriteTimeout,
+		done: make(chan struct{}), hooked: make(map[*http.Server]bool)}
+}
+
+// Close ends the handler's event streams, and those opened later as soon
+// as they have their first facts. Call it when the handler is retired (a
+// config reload replaces it): a browser's EventSource reconnects after
+// the stream's retry delay and finds the handler that serves now.
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() { close(h.done) })
+}
+
+// closeOnShutdown makes the shutdown of the server that serves r close
+// the handler: http.Server.Shutdown waits for active requests, and an
+// event stream is one that never ends by itself.
+func (h *Handler) closeOnShutdown(r *http.Request) {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.hooked[srv] {
+		h.hooked[srv] = true
+		srv.RegisterOnShutdown(h.Close)
+	}
 }
 
 // ServeHTTP routes by the end of the path, so any prefix works.
@@ -100,8 +138,10 @@ func (h *Handler) serveState(w http.ResponseWriter) {
 
 // serveEvents streams the hub's messages, and the facts whenever they
 // change. A reader that falls behind is dropped by the hub; one that
-// stops reading is cut off by the write deadline.
+// stops reading is cut off by the write deadline; Close and the server's
+// shutdown end every stream.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
+	h.closeOnShutdown(r)
 	sub := h.state.hub.subscribe()
 	if sub == nil {
 		http.Error(w, "too many event streams", http.StatusServiceUnavailable)
@@ -140,6 +180,8 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-h.done:
 			return
 		case msg, ok := <-sub.ch:
 			if !ok || !write(msg) {

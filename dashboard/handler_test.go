@@ -86,7 +86,7 @@ func TestStateJSON(t *testing.T) {
 	}
 	a := snap.Active[0]
 	if a.Remote != "[2001:db8::5]:40000" || a.User != "alice" || a.Proto != "udp" || a.Direction != "both" ||
-		a.Connections != 2 || a.TxBps != 8e6 || a.RxBps != 4e6 || a.ElapsedS != 1 || a.LostPackets != 1 ||
+		a.Connections != 2 || a.TxBps != 8e6 || a.RxBps != 4e6 || a.ElapsedS != 1 || a.LostPackets == nil || *a.LostPackets != 1 ||
 		a.History == nil || len(a.History.T) != 1 || a.History.Tx[0] != 8e6 {
 		t.Errorf("active test %+v history %+v", a, a.History)
 	}
@@ -241,6 +241,53 @@ func TestEvents(t *testing.T) {
 	}
 	obs.SessionStarted(info(4, "127.0.0.1:5556"))
 	ev.expect(t, "start", &a)
+}
+
+// The server's Shutdown, which waits for active requests, ends the open
+// event streams instead of waiting for their readers to leave; so does
+// Close, and a stream opened after it ends after its first facts.
+func TestStreamsEnd(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestState(t)
+	h := NewHandler(s, testFacts)
+	srv := testPorts.HTTPServer(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ended := func(ev sse) {
+		t.Helper()
+		var f Facts
+		ev.expect(t, "facts", &f)
+		if name, data, err := ev.next(); err == nil {
+			t.Fatalf("the stream goes on: %q %s", name, data)
+		}
+	}
+
+	ev := openEvents(t, ctx, srv, h)
+	done := make(chan error, 1)
+	go func() {
+		sctx, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		done <- srv.Config.Shutdown(sctx)
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown with an event stream open: %v", err)
+	}
+	ended(ev)
+
+	// The handler in another server is closed now, like one whose
+	// config was replaced.
+	srv2 := testPorts.HTTPServer(t, h)
+	ended(openEvents(t, ctx, srv2, h))
+
+	h2 := NewHandler(s, testFacts)
+	srv3 := testPorts.HTTPServer(t, h2)
+	ev = openEvents(t, ctx, srv3, h2)
+	var f Facts
+	ev.expect(t, "facts", &f)
+	h2.Close()
+	if name, data, err := ev.next(); err == nil {
+		t.Fatalf("the stream goes on after Close: %q %s", name, data)
+	}
 }
 
 // A reader that stops reading is dropped, its buffered messages with it;

@@ -16,3 +16,18 @@ func intervalLoss(st core.IntervalStats) float64 { return lossPct(st.LostPackets
 
 // summaryLoss is the loss over a whole UDP test.
 func summaryLoss(sum core.Summary) float64 { return lossPct(sum.LostPackets, sum.RxPackets) }
+
+// lossKnown reports whether the server counts a test's loss: only of UDP
+// datagrams it receives, so not in a test where it only sends.
+func lossKnown(i core.SessionInfo) bool {
+	return i.Proto == core.ProtoUDP && i.Direction != core.Receive
+}
+
+// known returns pointers to lost and pct when the test's loss is known,
+// and nils (null in the JSON) when it is not.
+func known(i core.SessionInfo, lost uint64, pct float64) (*uint64, *float64) {
+	if !lossKnown(i) {
+		return nil, nil
+	}
+	return &lost, &pct
+}

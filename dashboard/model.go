@@ -78,9 +78,12 @@ type Active struct {
 	TxBytes uint64 `json:"tx_bytes"`
 	RxBytes uint64 `json:"rx_bytes"`
 	// LostPackets counts UDP datagrams lost on the way to the server so
-	// far; LossPct is the last second's loss in percent (UDP).
-	LostPackets uint64  `json:"lost_packets"`
-	LossPct     float64 `json:"loss_pct"`
+	// far; LossPct is the last second's loss in percent. Both are nil
+	// (null) when the server receives no UDP data (TCP, or direction
+	// receive): the loss on the way to the client is the client's to count.
+	// In a both-ways test they are the client-to-server direction's.
+	LostPackets *uint64  `json:"lost_packets"`
+	LossPct     *float64 `json:"loss_pct"`
 	// LocalCPU and RemoteCPU are CPU loads in percent (-1 unknown).
 	LocalCPU  int `json:"local_cpu"`
 	RemoteCPU int `json:"remote_cpu"`
@@ -113,11 +116,13 @@ type Recent struct {
 	RxBytes uint64  `json:"rx_bytes"`
 	// TxPackets and RxPackets count the UDP datagrams the server sent and
 	// received; LostPackets those lost on the way to the server; LossPct
-	// is their share in percent.
-	TxPackets   uint64  `json:"tx_packets"`
-	RxPackets   uint64  `json:"rx_packets"`
-	LostPackets uint64  `json:"lost_packets"`
-	LossPct     float64 `json:"loss_pct"`
+	// is their share in percent. The loss fields are nil (null) when the
+	// server received no UDP data (TCP, or direction receive), as in
+	// Active.
+	TxPackets   uint64   `json:"tx_packets"`
+	RxPackets   uint64   `json:"rx_packets"`
+	LostPackets *uint64  `json:"lost_packets"`
+	LossPct     *float64 `json:"loss_pct"`
 	// Result is "ok", the class of error that ended the test (as in the
 	// logs and metrics), or "refused".
 	Result string `json:"result"`

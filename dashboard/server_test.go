@@ -117,8 +117,13 @@ func TestRealServer(t *testing.T) {
 		if r.Result != "ok" || r.User != user || r.DurationS < 2 || r.TxBps <= 0 || r.RxBps <= 0 {
 			t.Errorf("recent %+v", r)
 		}
-		if r.Proto == "udp" && (r.TxPackets == 0 || r.RxPackets == 0 || r.LossPct != lossPct(r.LostPackets, r.RxPackets)) {
-			t.Errorf("udp test: packets sent %d received %d lost %d, loss %v%%", r.TxPackets, r.RxPackets, r.LostPackets, r.LossPct)
+		switch {
+		case r.Proto == "udp" && (r.TxPackets == 0 || r.RxPackets == 0 || r.LostPackets == nil || r.LossPct == nil):
+			t.Errorf("udp both-ways test: packets sent %d received %d, loss %v %v", r.TxPackets, r.RxPackets, r.LostPackets, r.LossPct)
+		case r.Proto == "udp" && *r.LossPct != lossPct(*r.LostPackets, r.RxPackets):
+			t.Errorf("udp test: packets received %d lost %d, loss %v%%", r.RxPackets, *r.LostPackets, *r.LossPct)
+		case r.Proto == "tcp" && (r.LostPackets != nil || r.LossPct != nil):
+			t.Errorf("tcp test with a loss figure: %v %v", *r.LostPackets, *r.LossPct)
 		}
 	}
 

@@ -210,7 +210,7 @@ func (ss *session) view(history bool) Active {
 		l := ss.last
 		a.ElapsedS = l.Elapsed.Seconds()
 		a.TxBps, a.RxBps, a.TxBytes, a.RxBytes = l.TxBps, l.RxBps, l.TxBytes, l.RxBytes
-		a.LostPackets, a.LossPct = l.LostTotal, intervalLoss(l)
+		a.LostPackets, a.LossPct = known(i, l.LostTotal, intervalLoss(l))
 		a.LocalCPU, a.RemoteCPU = l.LocalCPU, l.RemoteCPU
 	}
 	if history {
@@ -260,9 +260,9 @@ func (s *State) ended(gen uint32, info core.SessionInfo, sum core.Summary, err e
 		DurationS: sum.Duration.Seconds(), TxBps: sum.TxBps, RxBps: sum.RxBps,
 		TxBytes: sum.TxBytes, RxBytes: sum.RxBytes,
 		TxPackets: sum.TxPackets, RxPackets: sum.RxPackets,
-		LostPackets: sum.LostPackets, LossPct: summaryLoss(sum),
 		Result: core.ResultString(err),
 	}
+	r.LostPackets, r.LossPct = known(info, sum.LostPackets, summaryLoss(sum))
 	if r.Connections == 0 {
 		r.Connections = info.Connections
 	}

@@ -1,9 +1,11 @@
 package dashboard
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,6 +181,49 @@ func TestLossPct(t *testing.T) {
 	}{{0, 0, 0}, {0, 100, 0}, {1, 99, 1}, {5, 0, 100}} {
 		if got := lossPct(c.lost, c.rx); fmt.Sprintf("%.6f", got) != fmt.Sprintf("%.6f", c.want) {
 			t.Errorf("lossPct(%d, %d) = %v, want %v", c.lost, c.rx, got, c.want)
+		}
+	}
+}
+
+// The server counts loss only of what it receives: a test in which it only
+// sends (direction receive, the client's view) or a TCP test has no loss
+// figure, null in the JSON, rather than a 0 % the client would contradict.
+func TestLossOnlyWhereServerReceives(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		proto core.Proto
+		dir   core.Direction
+		known bool
+	}{
+		{core.ProtoUDP, core.Receive, false},
+		{core.ProtoUDP, core.Transmit, true},
+		{core.ProtoUDP, core.Both, true},
+		{core.ProtoTCP, core.Both, false},
+	} {
+		name := c.proto.String() + " " + c.dir.String()
+		s, clk := newTestState(t)
+		obs := s.Observer()
+		in := info(1, "192.0.2.1:5000")
+		in.Proto, in.Direction = c.proto, c.dir
+		obs.SessionStarted(in)
+		clk.add(time.Second)
+		obs.SessionInterval(in, core.IntervalStats{Elapsed: time.Second, TxBps: 1e6, RxPackets: 99, LostPackets: 1, LostTotal: 1})
+		sum := core.Summary{Duration: time.Second, TxPackets: 100, RxPackets: 99, LostPackets: 1}
+		a := s.Snapshot().Active[0]
+		obs.SessionEnded(in, sum, nil)
+		r := s.Snapshot().Recent[0]
+		aj, _ := json.Marshal(a)
+		rj, _ := json.Marshal(r)
+		if !c.known {
+			if a.LossPct != nil || a.LostPackets != nil || r.LossPct != nil || r.LostPackets != nil ||
+				!strings.Contains(string(aj), `"lost_packets":null,"loss_pct":null`) || !strings.Contains(string(rj), `"lost_packets":null,"loss_pct":null`) {
+				t.Errorf("%s: a loss figure for what the server did not receive:\nactive %s\nrecent %s", name, aj, rj)
+			}
+			continue
+		}
+		if a.LossPct == nil || *a.LossPct != 1 || a.LostPackets == nil || *a.LostPackets != 1 ||
+			r.LossPct == nil || *r.LossPct != 1 || r.LostPackets == nil || *r.LostPackets != 1 {
+			t.Errorf("%s: loss on the way to the server not shown:\nactive %s\nrecent %s", name, aj, rj)
 		}
 	}
 }

@@ -44,7 +44,11 @@
     const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
     return d.toDateString() === now.toDateString() ? t : d.toLocaleDateString() + ' ' + t;
   };
-  const fmtLoss = (proto, pct) => proto === 'udp' ? (pct < 0.01 && pct > 0 ? '<0.01 %' : pct.toFixed(pct < 10 ? 2 : 1) + ' %') : '–';
+  // Loss is known only of what the server receives (null otherwise).
+  const fmtLoss = pct => pct == null ? '–' : pct < 0.01 && pct > 0 ? '<0.01 %' : pct.toFixed(pct < 10 ? 2 : 1) + ' %';
+  const lossTitle = x => x.loss_pct == null
+    ? (x.proto !== 'udp' ? '' : x.direction === 'receive' ? 'the server only sends: the client counts the loss' : 'no report yet')
+    : x.direction === 'both' ? 'one direction: datagrams lost on the way to the server' : 'datagrams lost on the way to the server';
   const mode = x => `${x.proto} ${x.direction}` + (x.connections > 1 ? ` ×${x.connections}` : '');
 
   // ---- charts ----
@@ -200,7 +204,9 @@
     rate($('.rate.rx', r), 'received', 'rx-v', a.rx_bps);
     const loss = $('.loss', r);
     if (loss) {
-      loss.textContent = `loss ${fmtLoss('udp', a.loss_pct)} · ${a.lost_packets} lost`;
+      loss.textContent = a.loss_pct == null ? 'loss –'
+        : `loss to server${a.direction === 'both' ? ' (one way)' : ''} ${fmtLoss(a.loss_pct)} · ${a.lost_packets} lost`;
+      loss.title = lossTitle(a);
       loss.classList.toggle('high', a.loss_pct >= 1);
     }
   }
@@ -242,7 +248,8 @@
     td(r.result === 'refused' ? '–' : fmtDur(r.duration_s), 'num');
     td(r.result === 'refused' ? '–' : fmtRate(r.tx_bps), 'num');
     td(r.result === 'refused' ? '–' : fmtRate(r.rx_bps), 'num');
-    td(r.result === 'refused' ? '–' : fmtLoss(r.proto, r.loss_pct), 'num');
+    td(r.result === 'refused' ? '–' : fmtLoss(r.loss_pct), 'num');
+    if (r.result !== 'refused') tr.lastChild.title = lossTitle(r);
     const res = el('td', 'result');
     const kind = r.result === 'ok' ? 'ok' : r.result === 'refused' ? 'refused' : 'error';
     let text = r.result;
