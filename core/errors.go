@@ -71,6 +71,6 @@ func resultString(err error) string {
 }
 
 // ResultString names the outcome of a test for logs, tags and metric
-// labels: "ok", "auth_failed", "limit", "timeout", "protocol_error",
-// "unsupported", "refused" or "error".
+// labels: "ok", "auth_failed", "limit", "stalled", "timeout",
+// "protocol_error", "unsupported", "refused" or "error".
 func ResultString(err error) string { return resultString(err) }

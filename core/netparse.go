@@ -57,7 +57,7 @@ func ParsePortRange(s string) (first, last int, err error) {
 	first, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	last, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("invalid port range %q: want first-last, e.g. %d-%d", s, DefaultUDPPortFirst, DefaultUDPPortLast)
+		return 0, 0, fmt.Errorf("invalid port range %q: want first-last or one port, e.g. %d-%d", s, DefaultUDPPortFirst, DefaultUDPPortLast)
 	}
 	if first < 1 || last < first || last+portpool.ClientOffset > 65535 {
 		return 0, 0, fmt.Errorf("invalid port range %q: need 1 <= first <= last <= %d", s, 65535-portpool.ClientOffset)
