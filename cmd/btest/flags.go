@@ -68,6 +68,12 @@ type options struct {
 	localUDPSize      int
 	interval          time.Duration
 	jsonOut           bool
+
+	// changed holds the long names of the flags given on the command
+	// line, to tell a value given from a default.
+	changed map[string]bool
+	// passwordFromEnv is set when the password came from $BTEST_PASSWORD.
+	passwordFromEnv bool
 }
 
 // limitFlags are the server's hardening limits (see README, Running a
@@ -315,6 +321,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if o.version {
 		return o, nil
 	}
+	o.changed = make(map[string]bool)
+	c.all.Visit(func(f *pflag.Flag) { o.changed[f.Name] = true })
 	if c.all.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.all.Arg(0))
 	}

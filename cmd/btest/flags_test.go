@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/btest-go/btest/core/ecsrp5"
 )
 
 var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help block from the binary")
@@ -269,5 +271,73 @@ func TestHelp(t *testing.T) {
 			return
 		}
 		t.Errorf("README.md's btest --help block is out of date; run: go test ./cmd/btest -run TestHelp -update")
+	}
+}
+
+// runServerOnce runs `btest -s` with args on a test port and a context
+// that has already ended: a server that starts stops again at once (exit
+// 0), so a test of usage errors can never leave one running.
+func runServerOnce(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	args = append([]string{"-s", "--listen", cliPorts.TCPAddr(t), "--udp-ports", cliPorts.UDPRange(t, 4)}, args...)
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, &out, &errOut)
+	return code, errOut.String()
+}
+
+// TestServerPasswordRequired: a server that authenticates has a password,
+// and a password given to a server is never silently left unused.
+func TestServerPasswordRequired(t *testing.T) {
+	t.Parallel()
+	secretFile := writeFile(t, t.TempDir(), "secret", "s3cret\n")
+	v, err := ecsrp5.NewVerifier("admin", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-a", "admin"}, "$BTEST_PASSWORD"},
+		{[]string{"-a", "admin", "--auth", "md5"}, "--password-file"},
+		{[]string{"-a", "admin", "--ecsrp5", "-p", ""}, "-p PASS"},
+		{[]string{"-p", "secret"}, "-a USER"},
+		{[]string{"--password", "secret", "--ecsrp5"}, "-a USER"},
+		{[]string{"--password-file", secretFile}, "--password-file"},
+		{[]string{"--verifier", v.String()}, "--verifier"},
+		{[]string{"--auth", "md5"}, "-a USER"},
+	} {
+		code, stderr := runServerOnce(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	// The open server and the protected ones still start.
+	for _, args := range [][]string{{}, {"-a", "admin", "-p", "pw"}, {"-a", "admin", "--verifier", v.String()}} {
+		if code, stderr := runServerOnce(t, args...); code != 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+// TestServerEnvPasswordWithoutUser: $BTEST_PASSWORD may be set for the
+// client; a server without -a still runs open, but says so.
+func TestServerEnvPasswordWithoutUser(t *testing.T) {
+	t.Setenv("BTEST_PASSWORD", "envsecret")
+	code, stderr := runServerOnce(t)
+	if code != 0 || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "BTEST_PASSWORD") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestVerifierNeedsPassword: a verifier of the empty password is no
+// protection; `btest verifier` refuses to make one.
+func TestVerifierNeedsPassword(t *testing.T) {
+	t.Setenv("BTEST_PASSWORD", "")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"verifier", "-a", "admin"}, &out, &errOut); code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), "$BTEST_PASSWORD") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }

@@ -41,29 +41,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "btest:", err)
-		fmt.Fprintln(stderr, "see 'btest --help'")
-		return 2
+		return usageError(stderr, err)
 	}
 	switch {
 	case o.version:
 		fmt.Fprintln(stdout, "btest", version.Get())
 	case o.server:
-		err = runServer(ctx, o, stderr)
+		log := newLogger(o, stderr)
+		cfg, cerr := serverConfig(o, log)
+		if cerr != nil {
+			return usageError(stderr, cerr)
+		}
+		err = runServer(ctx, o, cfg, log)
 	case o.client != "":
 		cfg, cerr := clientConfig(o)
 		if cerr != nil {
-			fmt.Fprintln(stderr, "btest:", cerr)
-			return 2
+			return usageError(stderr, cerr)
 		}
 		err = runClient(ctx, o, cfg, stdout, stderr)
 	default:
-		fmt.Fprintln(stderr, "btest: need -s (server) or -c HOST (client); see btest -h")
-		return 2
+		return usageError(stderr, errors.New("need -s (server) or -c HOST (client)"))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "btest:", err)
 		return 1
 	}
 	return 0
+}
+
+// usageError reports bad usage, found while parsing or while turning the
+// flags into a configuration, and returns exit code 2.
+func usageError(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "btest:", err)
+	fmt.Fprintln(stderr, "see 'btest --help'")
+	return 2
 }

@@ -70,6 +70,7 @@ func (o *options) loadSecrets(getenv func(string) string) error {
 	}
 	if o.password == "" {
 		o.password = getenv("BTEST_PASSWORD")
+		o.passwordFromEnv = o.password != ""
 	}
 	dir := getenv("CREDENTIALS_DIRECTORY")
 	if dir == "" || o.user == "" {

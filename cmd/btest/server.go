@@ -75,33 +75,58 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 		return cfg, fmt.Errorf("--auth: %w", err)
 	}
 	cfg.Auth = mode
-	if mode != core.AuthNone {
+	if mode == core.AuthNone {
+		// A password given to a server without -a would protect nothing:
+		// the server would run open while its operator thinks otherwise.
 		if o.user == "" {
-			return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
-		}
-		u := core.User{Name: o.user, Password: o.password}
-		if o.verifier != "" {
-			v, err := ecsrp5.ParseVerifier(o.verifier)
-			if err != nil {
-				return cfg, fmt.Errorf("--verifier: %w", err)
+			for _, f := range []string{"password", "password-file", "verifier", "verifier-file"} {
+				if o.changed[f] {
+					return cfg, fmt.Errorf("%s without -a USER: the server would run without authentication; add -a USER to protect it", flagName(f))
+				}
 			}
-			u.Verifier = &v
-		} else if o.password == "" {
-			log.Warn("user has an empty password")
+			if o.passwordFromEnv {
+				log.Warn("$BTEST_PASSWORD is set but unused: without -a USER the server runs without authentication")
+			}
 		}
-		cfg.Users = []core.User{u}
+		return cfg, nil
 	}
+	if o.user == "" {
+		return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
+	}
+	u := core.User{Name: o.user, Password: o.password}
+	if o.verifier != "" {
+		v, err := ecsrp5.ParseVerifier(o.verifier)
+		if err != nil {
+			return cfg, fmt.Errorf("--verifier: %w", err)
+		}
+		u.Verifier = &v
+	}
+	if o.password == "" && (u.Verifier == nil || mode == core.AuthMD5) {
+		// The empty password is one anybody can type: refuse it rather
+		// than serve a test to everyone behind a login that means nothing.
+		alt := ""
+		if mode == core.AuthECSRP5 {
+			alt = " (or --verifier)"
+		}
+		return cfg, fmt.Errorf("-a %s has no password: give -p PASS, --password-file FILE or $BTEST_PASSWORD%s", o.user, alt)
+	}
+	cfg.Users = []core.User{u}
 	return cfg, nil
 }
 
-func runServer(ctx context.Context, o *options, stderr io.Writer) error {
-	log := newLogger(o, stderr)
+// flagName spells a flag for a message: "-p/--password", "--auth".
+func flagName(long string) string {
+	if f := newCLI(&options{}).all.Lookup(long); f != nil && f.Shorthand != "" {
+		return "-" + f.Shorthand + "/--" + long
+	}
+	return "--" + long
+}
+
+// runServer runs the server of cfg (from serverConfig) until ctx ends.
+func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog.Logger) error {
 	v := version.Get()
 	log.Info("btest server starting", "version", v.Version, "revision", v.ShortRevision(), "go", v.GoVersion)
-	cfg, err := serverConfig(o, log)
-	if err != nil {
-		return err
-	}
+	var err error
 	var dashAddr string
 	var dash *dashboard.State
 	if o.dashboard != "" {
