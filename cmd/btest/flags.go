@@ -163,7 +163,7 @@ func newCLI(o *options) *cli {
 	fs.StringSliceVar(&o.allow, "allow", nil, "admit only clients in this `CIDR` (repeatable)")
 	fs.StringSliceVar(&o.deny, "deny", nil, "refuse clients in this `CIDR` (repeatable)")
 	fs.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on `ADDR` (a bare port: 127.0.0.1; asks for -a/-p when the server has them)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve expvar, and pprof in builds with -tags pprof, on this `ADDR` (keep it on loopback)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve expvar, and pprof in builds with -tags pprof, on `ADDR` (a bare port: 127.0.0.1; keep it on loopback)")
 
 	fs = c.group("Authentication")
 	fs.StringVarP(&o.user, "user", "a", "", "user name (server: the one account; enables authentication)")
@@ -356,6 +356,16 @@ func (o *options) check() error {
 		o.udp = true
 	default:
 		return fmt.Errorf("--proto: want tcp or udp, got %q", o.proto)
+	}
+	if o.dashboard != "" {
+		if o.dashboard, err = httpAddr("--dashboard", o.dashboard); err != nil {
+			return err
+		}
+	}
+	if o.debugAddr != "" {
+		if o.debugAddr, err = httpAddr("--debug-addr", o.debugAddr); err != nil {
+			return err
+		}
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--port %d out of range", o.port)

@@ -145,7 +145,7 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-s", "--debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "-debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "--dashboard", "127.0.0.1:8081"}, func(o *options) bool { return o.dashboard == "127.0.0.1:8081" }},
-		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "8081" }},
+		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "127.0.0.1:8081" }},
 		{[]string{"-s", "--log-format", "json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-log-format=json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-a", "u", "--password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},

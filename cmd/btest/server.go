@@ -126,13 +126,8 @@ func flagName(long string) string {
 func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog.Logger) error {
 	v := version.Get()
 	log.Info("btest server starting", "version", v.Version, "revision", v.ShortRevision(), "go", v.GoVersion)
-	var err error
-	var dashAddr string
 	var dash *dashboard.State
 	if o.dashboard != "" {
-		if dashAddr, err = dashboardAddr(o.dashboard); err != nil {
-			return err
-		}
 		dash = dashboard.New()
 		defer dash.Close()
 		cfg.Observer = core.JoinObservers(cfg.Observer, dash.Observer())
@@ -142,7 +137,7 @@ func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog
 		return err
 	}
 	if dash != nil {
-		hs, err := startDashboard(dashAddr, dash, srv, cfg.Users, log)
+		hs, err := startDashboard(o.dashboard, dash, srv, cfg.Users, log)
 		if err != nil {
 			return err
 		}
@@ -170,7 +165,7 @@ func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog
 			"udp_ports", fmt.Sprintf("%d-%d", cfg.UDPPortFirst, cfg.UDPPortLast))
 	}
 	if o.debugAddr != "" {
-		dbg, err := startDebug(o.debugAddr)
+		dbg, err := startDebug(o.debugAddr, log)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -178,7 +173,6 @@ func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog
 			return err
 		}
 		defer dbg.Close()
-		log.Info("debug endpoint", "addr", o.debugAddr)
 	}
 	errs := make(chan error, len(lns))
 	var wg sync.WaitGroup
