@@ -183,7 +183,7 @@ func newCLI(o *options) *cli {
 	fs.IntVar(&o.maxSessions, "max-sessions", core.DefaultMaxSessions, "concurrent tests")
 	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "concurrent tests per source (an IPv4 address, an IPv6 /64)")
 	fs.IntVar(&o.maxConnections, "max-connections", core.DefaultMaxConnections, "TCP connections or UDP streams per test (at most 255)")
-	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test")
+	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test (negative = no limit; 0 = the default)")
 	fs.StringVar(&o.maxTxRate, "max-tx-rate", "0", "cap on what the server sends per test, e.g. 1G (0 = none)")
 	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", 0, "end a UDP test after no status message for this long (0 = --progress-timeout)")
 	l := &o.limits
@@ -366,6 +366,12 @@ func (o *options) check() error {
 		if o.debugAddr, err = httpAddr("--debug-addr", o.debugAddr); err != nil {
 			return err
 		}
+	}
+	switch f := strings.ToLower(o.logFormat); f {
+	case "text", "json":
+		o.logFormat = f
+	default:
+		return fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--port %d out of range", o.port)

@@ -205,6 +205,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-c", "x", "--remote-tx-speed", "4.3G"}, "--remote-tx-speed"},
 		{[]string{"-s", "--udp-ports", "9-1"}, "--udp-ports"},
 		{[]string{"-s", "--allow", "10.0.0.0/33"}, "--allow"},
+		{[]string{"-c", "x", "--log-format", "jsn"}, "--log-format"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), c.args, &out, &errOut); code != 2 {
@@ -322,6 +323,23 @@ func TestServerPasswordRequired(t *testing.T) {
 	}
 }
 
+// TestServerUsageErrors: what is wrong with a server's flags exits 2,
+// before the server starts, and names the flag.
+func TestServerUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "jsn"}, "--log-format"},
+	} {
+		code, stderr := runServerOnce(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
 // TestServerEnvPasswordWithoutUser: $BTEST_PASSWORD may be set for the
 // client; a server without -a still runs open, but says so.
 func TestServerEnvPasswordWithoutUser(t *testing.T) {
@@ -339,5 +357,21 @@ func TestVerifierNeedsPassword(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"verifier", "-a", "admin"}, &out, &errOut); code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), "$BTEST_PASSWORD") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestMaxDurationHelp: --max-duration 0 is the default hour and only a
+// negative value lifts the limit (core.ServerConfig), which the help says.
+func TestMaxDurationHelp(t *testing.T) {
+	t.Parallel()
+	u := newCLI(&options{}).all.Lookup("max-duration").Usage
+	if !strings.Contains(u, "0 = the default") || !strings.Contains(u, "negative = no limit") {
+		t.Errorf("--max-duration help %q does not say what 0 and negative values do", u)
+	}
+	for in, want := range map[string]time.Duration{"0": 0, "-1s": -time.Second} {
+		o, err := parseFlags([]string{"-s", "--max-duration", in}, new(bytes.Buffer))
+		if err != nil || o.maxDuration != want {
+			t.Errorf("--max-duration %s: %v, %v", in, o, err)
+		}
 	}
 }
