@@ -153,7 +153,7 @@ func newCLI(o *options) *cli {
 	fs.StringVar(&o.remoteTx, "remote-tx-speed", "", "cap what the server sends, bit/s (e.g. 100M; at most 4.29G, the wire's 32-bit field)")
 	fs.VarP(&o.duration, "duration", "d", "test length, e.g. 10s, 1m or seconds (default: until interrupted)")
 	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros")
-	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, "UDP packet size the server sends, IP bytes (28-64000)")
+	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, fmt.Sprintf("UDP packet size the server sends, IP bytes (%d-%d)", minUDPSize, maxUDPSize))
 	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size)")
 
 	fs = c.group("Server")
@@ -213,6 +213,12 @@ func newCLI(o *options) *cli {
 	}
 	return c
 }
+
+// The IP packet sizes a UDP test may ask for (core.ClientConfig.UDPTxSize).
+const (
+	minUDPSize = 28
+	maxUDPSize = 64000
+)
 
 // defaultAuth is what `btest -s -a USER` asks clients for, the same as the
 // Caddy app: EC-SRP5, because every RouterOS since 6.43 (2018) speaks it, as
@@ -375,6 +381,29 @@ func (o *options) check() error {
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--port %d out of range", o.port)
+	}
+	// The UDP sizes are checked in every test, as core checks them: a
+	// wrong one is a typo to report, not a value to ignore in TCP.
+	if o.udpSize < minUDPSize || o.udpSize > maxUDPSize {
+		return fmt.Errorf("--udp-size %d: want %d-%d (IP bytes)", o.udpSize, minUDPSize, maxUDPSize)
+	}
+	if o.localUDPSize != 0 && (o.localUDPSize < minUDPSize || o.localUDPSize > maxUDPSize) {
+		return fmt.Errorf("--local-udp-size %d: want %d-%d (IP bytes), or 0 for --udp-size", o.localUDPSize, minUDPSize, maxUDPSize)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--handshake-timeout", o.handshakeTimeout}, {"--command-timeout", o.limits.commandTimeout},
+		{"--progress-timeout", o.limits.progressTimeout}, {"--udp-idle-timeout", o.udpIdleTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: want a positive duration (or 0 for the default)", d.flag, d.v)
+		}
+	}
+	if p := o.limits.sourcePrefixV4; p < 1 || p > 32 {
+		return fmt.Errorf("--source-prefix-v4 %d: want 1-32", p)
+	}
+	if p := o.limits.sourcePrefixV6; p < 1 || p > 128 {
+		return fmt.Errorf("--source-prefix-v6 %d: want 1-128", p)
 	}
 	if o.client != "" && (o.connections < 1 || o.connections > 255) {
 		return fmt.Errorf("--connections %d: want 1-255", o.connections)

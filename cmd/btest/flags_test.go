@@ -206,6 +206,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-s", "--udp-ports", "9-1"}, "--udp-ports"},
 		{[]string{"-s", "--allow", "10.0.0.0/33"}, "--allow"},
 		{[]string{"-c", "x", "--log-format", "jsn"}, "--log-format"},
+		{[]string{"-c", "x", "--udp-size", "20"}, "--udp-size"},
+		{[]string{"-c", "x", "-u", "--udp-size", "64001"}, "--udp-size"},
+		{[]string{"-c", "x", "-u", "--local-udp-size", "27"}, "--local-udp-size"},
+		{[]string{"-c", "x", "--handshake-timeout", "-1s"}, "--handshake-timeout"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), c.args, &out, &errOut); code != 2 {
@@ -213,6 +217,9 @@ func TestUsageErrors(t *testing.T) {
 		}
 		if !strings.Contains(errOut.String(), c.want) {
 			t.Errorf("%q: stderr %q does not name %q", c.args, errOut.String(), c.want)
+		}
+		if !strings.Contains(errOut.String(), "see 'btest --help'") {
+			t.Errorf("%q: stderr %q lacks the --help hint", c.args, errOut.String())
 		}
 	}
 	// Local rates are paced by the client and are not limited by the wire;
@@ -332,6 +339,17 @@ func TestServerUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--log-format", "jsn"}, "--log-format"},
+		{[]string{"--auth", "md5"}, "-a USER"},
+		{[]string{"-a", "admin", "-p", "pw", "--auth", "sha"}, "--auth"},
+		{[]string{"-a", "admin", "-p", "pw", "--ecsrp5", "--auth", "md5"}, "--ecsrp5"},
+		{[]string{"-a", "admin", "--verifier", "nonsense"}, "--verifier"},
+		{[]string{"-a", strings.Repeat("u", 222), "-p", "pw"}, "-a"},
+		{[]string{"--source-prefix-v4", "33"}, "--source-prefix-v4"},
+		{[]string{"--source-prefix-v6", "-1"}, "--source-prefix-v6"},
+		{[]string{"--command-timeout", "-1s"}, "--command-timeout"},
+		{[]string{"--progress-timeout", "-1s"}, "--progress-timeout"},
+		{[]string{"--udp-idle-timeout", "-1s"}, "--udp-idle-timeout"},
+		{[]string{"--handshake-timeout", "-1s"}, "--handshake-timeout"},
 	} {
 		code, stderr := runServerOnce(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {

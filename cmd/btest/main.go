@@ -62,12 +62,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, errors.New("need -s (server) or -c HOST (client)"))
 	}
+	var bc badConfig
+	if errors.As(err, &bc) {
+		return usageError(stderr, bc.err)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "btest:", err)
 		return 1
 	}
 	return 0
 }
+
+// badConfig is a configuration error found once a mode has started (core
+// rejected it): the command line's fault, so exit code 2.
+type badConfig struct{ err error }
+
+func (e badConfig) Error() string { return e.err.Error() }
+func (e badConfig) Unwrap() error { return e.err }
 
 // usageError reports bad usage, found while parsing or while turning the
 // flags into a configuration, and returns exit code 2.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,6 +94,9 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 	if o.user == "" {
 		return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
 	}
+	if len(o.user) > maxUserName || strings.IndexByte(o.user, 0) >= 0 {
+		return cfg, fmt.Errorf("-a: a user name has at most %d bytes and no NUL", maxUserName)
+	}
 	u := core.User{Name: o.user, Password: o.password}
 	if o.verifier != "" {
 		v, err := ecsrp5.ParseVerifier(o.verifier)
@@ -114,6 +118,10 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 	return cfg, nil
 }
 
+// maxUserName is the longest user name the server takes (core.User): the
+// MD5 reply's user field, less the bytes RouterOS keeps.
+const maxUserName = 221
+
 // flagName spells a flag for a message: "-p/--password", "--auth".
 func flagName(long string) string {
 	if f := newCLI(&options{}).all.Lookup(long); f != nil && f.Shorthand != "" {
@@ -134,7 +142,7 @@ func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog
 	}
 	srv, err := core.NewServer(cfg)
 	if err != nil {
-		return err
+		return badConfig{err} // what serverConfig could not see
 	}
 	if dash != nil {
 		hs, err := startDashboard(o.dashboard, dash, srv, cfg.Users, log)
