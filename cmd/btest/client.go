@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
@@ -68,7 +67,7 @@ func clientConfig(o *options) (core.ClientConfig, error) {
 			flag, core.FormatBitRate(float64(cfg.RemoteTxSpeed)), core.FormatBitRate(core.MaxRemoteTxSpeed))
 	}
 	if o.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = newLogger(o, os.Stderr)
 	}
 	return cfg, nil
 }
@@ -134,7 +133,7 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 			})
 			return
 		}
-		fmt.Fprintln(stdout, formatInterval(cfg.Direction, cfg.UDP, s))
+		fmt.Fprintln(stdout, formatInterval(cfg.Direction, cfg.UDP, o.interval, s))
 	}
 	if !o.jsonOut {
 		fmt.Fprintf(stdout, "btest %s %s to %s, %d connection(s)\n", protoName(cfg.UDP), cfg.Direction, cfg.Address, cfg.Connections)
@@ -166,9 +165,17 @@ func protoName(udp bool) string {
 }
 
 // formatInterval renders one live line, RouterOS style: current, 10 s
-// average and total average for each direction that carries data.
-func formatInterval(d core.Direction, udp bool, s core.IntervalStats) string {
-	line := fmt.Sprintf("[%6.1fs]", s.Elapsed.Seconds())
+// average and total average for each direction that carries data. The
+// elapsed time has the decimals that every, the report interval, needs.
+func formatInterval(d core.Direction, udp bool, every time.Duration, s core.IntervalStats) string {
+	dec := 3
+	switch {
+	case every%(100*time.Millisecond) == 0:
+		dec = 1
+	case every%(10*time.Millisecond) == 0:
+		dec = 2
+	}
+	line := fmt.Sprintf("[%*.*fs]", 5+dec, dec, s.Elapsed.Seconds())
 	if d != core.Receive {
 		line += fmt.Sprintf("  tx %s (10s %s, avg %s)", core.FormatBitRate(s.TxBps), core.FormatBitRate(s.TxAvg10Bps), core.FormatBitRate(s.TxAvgBps))
 	}

@@ -127,6 +127,9 @@ type flagGroup struct {
 type cli struct {
 	all    *pflag.FlagSet
 	groups []flagGroup
+	// only maps a flag's name to the mode it belongs to, "server" or
+	// "client"; flags of both modes are not in it.
+	only map[string]string
 }
 
 func (c *cli) group(title string) *pflag.FlagSet {
@@ -199,20 +202,55 @@ func newCLI(o *options) *cli {
 	fs.Int64Var(&l.readBufferMemory, "read-buffer-memory", core.DefaultReadBufferMemory, "bytes of large receive buffers for fast TCP connections")
 
 	fs = c.group("Output")
-	fs.DurationVar(&o.interval, "interval", time.Second, "report interval")
+	fs.DurationVar(&o.interval, "interval", time.Second, "report interval (at least 20ms)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per interval and a summary")
-	fs.StringVar(&o.logFormat, "log-format", "text", "server log format: text or json")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format (the server's, and the client's with -v): text or json")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 
 	c.all = pflag.NewFlagSet("btest", pflag.ContinueOnError)
 	c.all.SortFlags = false
+	c.only = make(map[string]string)
 	for _, g := range c.groups {
 		c.all.AddFlagSet(g.set)
+		mode := map[string]string{"Client": "client", "Server": "server", "Limits (server)": "server"}[g.title]
+		if mode != "" {
+			g.set.VisitAll(func(f *pflag.Flag) { c.only[f.Name] = mode })
+		}
 	}
+	for _, n := range []string{"auth", "ecsrp5", "verifier", "verifier-file"} {
+		c.only[n] = "server"
+	}
+	for _, n := range []string{"interval", "json"} {
+		c.only[n] = "client"
+	}
+	delete(c.only, "server")
+	delete(c.only, "client")
 	return c
 }
+
+// checkModes refuses flags of the other mode, which would be ignored: a
+// server limit given to a client, a test's length given to a server.
+func (c *cli) checkModes(o *options) error {
+	mode := "client"
+	if o.server {
+		mode = "server"
+	} else if o.client == "" {
+		return nil // no mode: run says so
+	}
+	var err error
+	c.all.Visit(func(f *pflag.Flag) {
+		if m := c.only[f.Name]; err == nil && m != "" && m != mode {
+			err = fmt.Errorf("%s is a %s flag: a %s ignores it", flagName(f.Name), m, mode)
+		}
+	})
+	return err
+}
+
+// minInterval is the shortest --interval, RouterOS's: shorter reports are
+// mostly the noise of the clock and the scheduler.
+const minInterval = 20 * time.Millisecond
 
 // The IP packet sizes a UDP test may ask for (core.ClientConfig.UDPTxSize).
 const (
@@ -335,6 +373,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if o.server && o.client != "" {
 		return nil, errors.New("-s and -c exclude each other")
 	}
+	if err := c.checkModes(o); err != nil {
+		return nil, err
+	}
 	if err := o.loadSecrets(os.Getenv); err != nil {
 		return nil, err
 	}
@@ -358,6 +399,9 @@ func (o *options) check() error {
 	}
 	switch strings.ToLower(o.proto) {
 	case "tcp":
+		if o.udp && o.changed["proto"] {
+			return errors.New("-u/--udp conflicts with --proto tcp")
+		}
 	case "udp":
 		o.udp = true
 	default:
@@ -398,6 +442,12 @@ func (o *options) check() error {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v: want a positive duration (or 0 for the default)", d.flag, d.v)
 		}
+	}
+	if o.interval < minInterval {
+		return fmt.Errorf("--interval %v: want at least %v (RouterOS takes 20ms-5s)", o.interval, minInterval)
+	}
+	if o.socketBuffer < 0 {
+		return fmt.Errorf("--socket-buffer %d: want a size in bytes, or 0 for the kernel's autotuning", o.socketBuffer)
 	}
 	if p := o.limits.sourcePrefixV4; p < 1 || p > 32 {
 		return fmt.Errorf("--source-prefix-v4 %d: want 1-32", p)

@@ -210,6 +210,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-c", "x", "-u", "--udp-size", "64001"}, "--udp-size"},
 		{[]string{"-c", "x", "-u", "--local-udp-size", "27"}, "--local-udp-size"},
 		{[]string{"-c", "x", "--handshake-timeout", "-1s"}, "--handshake-timeout"},
+		{[]string{"-c", "x", "-u", "--proto", "tcp"}, "--proto"},
+		{[]string{"-c", "x", "--interval", "0"}, "--interval"},
+		{[]string{"-c", "x", "--interval", "-1s"}, "--interval"},
+		{[]string{"-c", "x", "--interval", "10ms"}, "--interval"},
+		{[]string{"-c", "x", "--socket-buffer", "-5"}, "--socket-buffer"},
+		{[]string{"-c", "x", "--auth", "md5"}, "--auth"},
+		{[]string{"-c", "x", "--max-duration", "1m"}, "--max-duration"},
+		{[]string{"-c", "x", "--listen", "127.0.0.1:1"}, "--listen"},
+		{[]string{"-c", "x", "--verifier-file", "/nonexistent"}, "--verifier-file"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), c.args, &out, &errOut); code != 2 {
@@ -350,6 +359,12 @@ func TestServerUsageErrors(t *testing.T) {
 		{[]string{"--progress-timeout", "-1s"}, "--progress-timeout"},
 		{[]string{"--udp-idle-timeout", "-1s"}, "--udp-idle-timeout"},
 		{[]string{"--handshake-timeout", "-1s"}, "--handshake-timeout"},
+		{[]string{"--socket-buffer", "-1"}, "--socket-buffer"},
+		{[]string{"-t"}, "-t/--transmit"},
+		{[]string{"-u"}, "--udp"},
+		{[]string{"-d", "10s"}, "--duration"},
+		{[]string{"--json"}, "--json"},
+		{[]string{"--interval", "2s"}, "--interval"},
 	} {
 		code, stderr := runServerOnce(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
