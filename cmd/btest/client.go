@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -155,6 +156,25 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 		fmt.Fprintln(stdout, formatSummary(cfg.Direction, sum))
 	}
 	return err
+}
+
+// clientError words a failed test for its user: what to do about a
+// rejected login or a refused test, rather than the handshake step that
+// noticed it. detail is the full error when msg replaces it ("" when not),
+// which -v prints too.
+func clientError(o *options, err error) (msg, detail string) {
+	switch {
+	case errors.Is(err, core.ErrAuthFailed) && o.user == "":
+		msg = "the server requires a user name and password: use -a USER and -p PASS (or $BTEST_PASSWORD)"
+	case errors.Is(err, core.ErrAuthFailed):
+		msg = fmt.Sprintf("authentication failed for user %q: check -a and -p", o.user)
+	case errors.Is(err, core.ErrRefused):
+		msg = "the server refused the test, for one of these reasons: this address is not allowed, too many clients are " +
+			"connecting at once, the server is full, or the test asks for more than the server allows (try fewer -n)"
+	default:
+		return err.Error(), ""
+	}
+	return msg, err.Error()
 }
 
 func protoName(udp bool) string {

@@ -58,7 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if cerr != nil {
 			return usageError(stderr, cerr)
 		}
-		err = runClient(ctx, o, cfg, stdout, stderr)
+		if err = runClient(ctx, o, cfg, stdout, stderr); err != nil {
+			msg, detail := clientError(o, err)
+			fmt.Fprintln(stderr, "btest:", msg)
+			if o.verbose && detail != "" {
+				fmt.Fprintln(stderr, "btest: detail:", detail)
+			}
+			return 1
+		}
 	default:
 		return usageError(stderr, errors.New("need -s (server) or -c HOST (client)"))
 	}
