@@ -150,14 +150,14 @@ func newCLI(o *options) *cli {
 	fs.BoolVarP(&o.receive, "receive", "r", false, "the client receives (download, the default); with -t: both")
 	fs.StringVar(&o.proto, "proto", "tcp", "`tcp` or udp")
 	fs.BoolVarP(&o.udp, "udp", "u", false, "same as --proto udp")
-	fs.IntVarP(&o.connections, "connections", "n", 1, "TCP connections or UDP streams, 1-255 (RouterOS uses 20)")
+	fs.IntVarP(&o.connections, "connections", "n", 1, "TCP connections or UDP streams, 1-255 (RouterOS: connection-count, where 20 is the default)")
 	fs.StringVarP(&o.bandwidth, "bandwidth", "b", "", "cap each direction, e.g. 100M (sets both tx speeds below)")
 	fs.StringVar(&o.localTx, "local-tx-speed", "", "cap what the client sends, bit/s (e.g. 100M; any rate)")
 	fs.StringVar(&o.remoteTx, "remote-tx-speed", "", "cap what the server sends, bit/s (e.g. 100M; at most 4.29G, the wire's 32-bit field)")
 	fs.VarP(&o.duration, "duration", "d", "test length, e.g. 10s, 1m or seconds (default: until interrupted)")
-	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros")
-	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, fmt.Sprintf("UDP packet size the server sends, IP bytes (%d-%d)", minUDPSize, maxUDPSize))
-	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size)")
+	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros (RouterOS: random-data)")
+	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, fmt.Sprintf("UDP packet size the server sends, IP bytes, %d-%d (RouterOS: remote-udp-tx-size)", minUDPSize, maxUDPSize))
+	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size; RouterOS: local-udp-tx-size)")
 
 	fs = c.group("Server")
 	fs.BoolVarP(&o.server, "server", "s", false, "run a server")
@@ -211,6 +211,7 @@ func newCLI(o *options) *cli {
 
 	c.all = pflag.NewFlagSet("btest", pflag.ContinueOnError)
 	c.all.SortFlags = false
+	c.all.SetNormalizeFunc(routerOSName)
 	c.only = make(map[string]string)
 	for _, g := range c.groups {
 		c.all.AddFlagSet(g.set)
@@ -228,6 +229,26 @@ func newCLI(o *options) *cli {
 	delete(c.only, "server")
 	delete(c.only, "client")
 	return c
+}
+
+// routerOSNames maps the parameter names of RouterOS's /tool
+// bandwidth-test to our flags, so that "--connection-count 20" typed from
+// a router's habit works. The speeds' names (local-tx-speed,
+// remote-tx-speed) are ours too.
+var routerOSNames = map[string]string{
+	"connection-count":   "connections",
+	"random-data":        "random",
+	"remote-udp-tx-size": "udp-size",
+	"local-udp-tx-size":  "local-udp-size",
+}
+
+// routerOSName is the flag set's normalize function: RouterOS's names
+// become ours.
+func routerOSName(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if n, ok := routerOSNames[name]; ok {
+		return pflag.NormalizedName(n)
+	}
+	return pflag.NormalizedName(name)
 }
 
 // checkModes refuses flags of the other mode, which would be ignored: a

@@ -75,6 +75,15 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-c", "h", "-udp-size", "9000"}, func(o *options) bool { return o.udpSize == 9000 }},
 		{[]string{"-c", "h", "--local-udp-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
 		{[]string{"-c", "h", "-local-udp-size=500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		// RouterOS's /tool bandwidth-test names.
+		{[]string{"-c", "h", "--remote-udp-tx-size", "9000"}, func(o *options) bool { return o.udpSize == 9000 }},
+		{[]string{"-c", "h", "-remote-udp-tx-size=9000"}, func(o *options) bool { return o.udpSize == 9000 }},
+		{[]string{"-c", "h", "--local-udp-tx-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		{[]string{"-c", "h", "-local-udp-tx-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		{[]string{"-c", "h", "--random-data"}, func(o *options) bool { return o.random }},
+		{[]string{"-c", "h", "-random-data"}, func(o *options) bool { return o.random }},
+		{[]string{"-c", "h", "--connection-count", "20"}, func(o *options) bool { return o.connections == 20 }},
+		{[]string{"-c", "h", "-connection-count=20"}, func(o *options) bool { return o.connections == 20 }},
 		{[]string{"-c", "h", "-P", "2100"}, func(o *options) bool { return o.port == 2100 }},
 		{[]string{"-c", "h", "--port", "2100"}, func(o *options) bool { return o.port == 2100 }},
 		{[]string{"-c", "h", "-port", "2100"}, func(o *options) bool { return o.port == 2100 }},
@@ -186,6 +195,25 @@ func TestEveryFlagHasASpellingTest(t *testing.T) {
 			t.Errorf("flag -%s (single dash) has no spelling test", f.Name)
 		}
 	})
+}
+
+// TestRouterOSNamesInHelp: each RouterOS name is shown beside the flag it
+// spells.
+func TestRouterOSNamesInHelp(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	newCLI(&options{}).usage(&help)
+	for alias, name := range routerOSNames {
+		var line string
+		for l := range strings.Lines(help.String()) {
+			if strings.Contains(l, "--"+name+" ") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "RouterOS: "+alias) {
+			t.Errorf("help line of --%s does not name %s: %q", name, alias, line)
+		}
+	}
 }
 
 // TestUsageErrors: bad usage exits 2 and names what was wrong.
