@@ -140,6 +140,11 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 		fmt.Fprintf(stdout, "btest %s %s to %s, %d connection(s)\n", protoName(cfg.UDP), cfg.Direction, cfg.Address, cfg.Connections)
 	}
 	sum, err := core.RunClient(ctx, cfg)
+	if sum == (core.Summary{}) {
+		// No test ran: say what was asked, and "unknown" for the CPU
+		// loads in the interval lines' way, not a measured 0.
+		sum.Connections, sum.LocalCPU, sum.RemoteCPU = cfg.Connections, -1, -1
+	}
 	if o.jsonOut {
 		out := summaryJSON{
 			Type: "summary", Server: cfg.Address, Proto: protoName(cfg.UDP), Direction: cfg.Direction.String(),

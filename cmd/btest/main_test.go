@@ -215,3 +215,29 @@ func TestClientConfigMapping(t *testing.T) {
 // TestMain fails the run when a test leaves goroutines behind: the tests
 // run in parallel, so the check is made once, at the end.
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
+
+// TestJSONFailureSummary: a test that never started still ends with a
+// summary, which reports what was asked and -1 for the CPU loads nobody
+// measured, as interval lines do.
+func TestJSONFailureSummary(t *testing.T) {
+	t.Parallel()
+	addr := cliPorts.TCPAddr(t) // nothing listens there
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-c", addr, "-n", "3", "-u", "-t", "--json"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	want := map[string]any{"type": "summary", "server": addr, "protocol": "udp", "direction": "transmit", "connections": 3.0,
+		"local_cpu": -1.0, "remote_cpu": -1.0, "result": "error", "tx_bytes": 0.0, "duration_seconds": 0.0}
+	for k, v := range want {
+		if sum[k] != v {
+			t.Errorf("%s = %v, want %v", k, sum[k], v)
+		}
+	}
+	if e, _ := sum["error"].(string); !strings.Contains(e, "connect") {
+		t.Errorf("error %q does not say what failed", e)
+	}
+}
