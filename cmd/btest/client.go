@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
@@ -68,7 +68,7 @@ func clientConfig(o *options) (core.ClientConfig, error) {
 			flag, core.FormatBitRate(float64(cfg.RemoteTxSpeed)), core.FormatBitRate(core.MaxRemoteTxSpeed))
 	}
 	if o.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = newLogger(o, os.Stderr)
 	}
 	return cfg, nil
 }
@@ -134,12 +134,17 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 			})
 			return
 		}
-		fmt.Fprintln(stdout, formatInterval(cfg.Direction, cfg.UDP, s))
+		fmt.Fprintln(stdout, formatInterval(cfg.Direction, cfg.UDP, o.interval, s))
 	}
 	if !o.jsonOut {
 		fmt.Fprintf(stdout, "btest %s %s to %s, %d connection(s)\n", protoName(cfg.UDP), cfg.Direction, cfg.Address, cfg.Connections)
 	}
 	sum, err := core.RunClient(ctx, cfg)
+	if sum == (core.Summary{}) {
+		// No test ran: say what was asked, and "unknown" for the CPU
+		// loads in the interval lines' way, not a measured 0.
+		sum.Connections, sum.LocalCPU, sum.RemoteCPU = cfg.Connections, -1, -1
+	}
 	if o.jsonOut {
 		out := summaryJSON{
 			Type: "summary", Server: cfg.Address, Proto: protoName(cfg.UDP), Direction: cfg.Direction.String(),
@@ -158,6 +163,25 @@ func runClient(ctx context.Context, o *options, cfg core.ClientConfig, stdout, s
 	return err
 }
 
+// clientError words a failed test for its user: what to do about a
+// rejected login or a refused test, rather than the handshake step that
+// noticed it. detail is the full error when msg replaces it ("" when not),
+// which -v prints too.
+func clientError(o *options, err error) (msg, detail string) {
+	switch {
+	case errors.Is(err, core.ErrAuthFailed) && o.user == "":
+		msg = "the server requires a user name and password: use -a USER and -p PASS (or $BTEST_PASSWORD)"
+	case errors.Is(err, core.ErrAuthFailed):
+		msg = fmt.Sprintf("authentication failed for user %q: check -a and -p", o.user)
+	case errors.Is(err, core.ErrRefused):
+		msg = "the server refused the test, for one of these reasons: this address is not allowed, too many clients are " +
+			"connecting at once, the server is full, or the test asks for more than the server allows (try fewer -n)"
+	default:
+		return err.Error(), ""
+	}
+	return msg, err.Error()
+}
+
 func protoName(udp bool) string {
 	if udp {
 		return "udp"
@@ -166,9 +190,17 @@ func protoName(udp bool) string {
 }
 
 // formatInterval renders one live line, RouterOS style: current, 10 s
-// average and total average for each direction that carries data.
-func formatInterval(d core.Direction, udp bool, s core.IntervalStats) string {
-	line := fmt.Sprintf("[%6.1fs]", s.Elapsed.Seconds())
+// average and total average for each direction that carries data. The
+// elapsed time has the decimals that every, the report interval, needs.
+func formatInterval(d core.Direction, udp bool, every time.Duration, s core.IntervalStats) string {
+	dec := 3
+	switch {
+	case every%(100*time.Millisecond) == 0:
+		dec = 1
+	case every%(10*time.Millisecond) == 0:
+		dec = 2
+	}
+	line := fmt.Sprintf("[%*.*fs]", 5+dec, dec, s.Elapsed.Seconds())
 	if d != core.Receive {
 		line += fmt.Sprintf("  tx %s (10s %s, avg %s)", core.FormatBitRate(s.TxBps), core.FormatBitRate(s.TxAvg10Bps), core.FormatBitRate(s.TxAvgBps))
 	}

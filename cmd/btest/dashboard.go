@@ -14,17 +14,18 @@ import (
 	"github.com/btest-go/btest/dashboard"
 )
 
-// dashboardAddr completes --dashboard's address: a bare port means
-// loopback, so the page is not on the network unless asked for.
-func dashboardAddr(s string) (string, error) {
+// httpAddr completes the address of an HTTP endpoint flag (--dashboard,
+// --debug-addr): a bare port means loopback, so the page is not on the
+// network unless asked for.
+func httpAddr(flag, s string) (string, error) {
 	if p, err := strconv.Atoi(s); err == nil {
 		if p < 0 || p > 65535 {
-			return "", fmt.Errorf("--dashboard: port %d out of range", p)
+			return "", fmt.Errorf("%s: port %d out of range", flag, p)
 		}
 		return net.JoinHostPort("127.0.0.1", s), nil
 	}
 	if _, _, err := net.SplitHostPort(s); err != nil {
-		return "", fmt.Errorf("--dashboard: want HOST:PORT or PORT, got %q", s)
+		return "", fmt.Errorf("%s: want HOST:PORT or PORT, got %q", flag, s)
 	}
 	return s, nil
 }

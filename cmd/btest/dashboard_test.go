@@ -21,13 +21,13 @@ func TestDashboardAddr(t *testing.T) {
 		"[::1]:8081":     "[::1]:8081",
 		":8081":          ":8081",
 	} {
-		if got, err := dashboardAddr(in); err != nil || got != want {
-			t.Errorf("dashboardAddr(%q) = %q, %v; want %q", in, got, err, want)
+		if got, err := httpAddr("--dashboard", in); err != nil || got != want {
+			t.Errorf("httpAddr(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"99999", "localhost", "-1"} {
-		if _, err := dashboardAddr(bad); err == nil {
-			t.Errorf("dashboardAddr(%q) accepted", bad)
+		if _, err := httpAddr("--dashboard", bad); err == nil {
+			t.Errorf("httpAddr(%q) accepted", bad)
 		}
 	}
 }

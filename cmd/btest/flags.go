@@ -68,6 +68,12 @@ type options struct {
 	localUDPSize      int
 	interval          time.Duration
 	jsonOut           bool
+
+	// changed holds the long names of the flags given on the command
+	// line, to tell a value given from a default.
+	changed map[string]bool
+	// passwordFromEnv is set when the password came from $BTEST_PASSWORD.
+	passwordFromEnv bool
 }
 
 // limitFlags are the server's hardening limits (see README, Running a
@@ -121,6 +127,9 @@ type flagGroup struct {
 type cli struct {
 	all    *pflag.FlagSet
 	groups []flagGroup
+	// only maps a flag's name to the mode it belongs to, "server" or
+	// "client"; flags of both modes are not in it.
+	only map[string]string
 }
 
 func (c *cli) group(title string) *pflag.FlagSet {
@@ -141,14 +150,14 @@ func newCLI(o *options) *cli {
 	fs.BoolVarP(&o.receive, "receive", "r", false, "the client receives (download, the default); with -t: both")
 	fs.StringVar(&o.proto, "proto", "tcp", "`tcp` or udp")
 	fs.BoolVarP(&o.udp, "udp", "u", false, "same as --proto udp")
-	fs.IntVarP(&o.connections, "connections", "n", 1, "TCP connections or UDP streams, 1-255 (RouterOS uses 20)")
+	fs.IntVarP(&o.connections, "connections", "n", 1, "TCP connections or UDP streams, 1-255 (RouterOS: connection-count, where 20 is the default)")
 	fs.StringVarP(&o.bandwidth, "bandwidth", "b", "", "cap each direction, e.g. 100M (sets both tx speeds below)")
 	fs.StringVar(&o.localTx, "local-tx-speed", "", "cap what the client sends, bit/s (e.g. 100M; any rate)")
 	fs.StringVar(&o.remoteTx, "remote-tx-speed", "", "cap what the server sends, bit/s (e.g. 100M; at most 4.29G, the wire's 32-bit field)")
 	fs.VarP(&o.duration, "duration", "d", "test length, e.g. 10s, 1m or seconds (default: until interrupted)")
-	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros")
-	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, "UDP packet size the server sends, IP bytes (28-64000)")
-	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size)")
+	fs.BoolVar(&o.random, "random", false, "random payload instead of zeros (RouterOS: random-data)")
+	fs.IntVar(&o.udpSize, "udp-size", core.DefaultUDPTxSize, fmt.Sprintf("UDP packet size the server sends, IP bytes, %d-%d (RouterOS: remote-udp-tx-size)", minUDPSize, maxUDPSize))
+	fs.IntVar(&o.localUDPSize, "local-udp-size", 0, "UDP packet size the client sends (default: --udp-size; RouterOS: local-udp-tx-size)")
 
 	fs = c.group("Server")
 	fs.BoolVarP(&o.server, "server", "s", false, "run a server")
@@ -157,7 +166,7 @@ func newCLI(o *options) *cli {
 	fs.StringSliceVar(&o.allow, "allow", nil, "admit only clients in this `CIDR` (repeatable)")
 	fs.StringSliceVar(&o.deny, "deny", nil, "refuse clients in this `CIDR` (repeatable)")
 	fs.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on `ADDR` (a bare port: 127.0.0.1; asks for -a/-p when the server has them)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve expvar, and pprof in builds with -tags pprof, on this `ADDR` (keep it on loopback)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve expvar, and pprof in builds with -tags pprof, on `ADDR` (a bare port: 127.0.0.1; keep it on loopback)")
 
 	fs = c.group("Authentication")
 	fs.StringVarP(&o.user, "user", "a", "", "user name (server: the one account; enables authentication)")
@@ -177,7 +186,7 @@ func newCLI(o *options) *cli {
 	fs.IntVar(&o.maxSessions, "max-sessions", core.DefaultMaxSessions, "concurrent tests")
 	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", core.DefaultMaxSessionsPerIP, "concurrent tests per source (an IPv4 address, an IPv6 /64)")
 	fs.IntVar(&o.maxConnections, "max-connections", core.DefaultMaxConnections, "TCP connections or UDP streams per test (at most 255)")
-	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test")
+	fs.DurationVar(&o.maxDuration, "max-duration", core.DefaultMaxDuration, "longest test (negative = no limit; 0 = the default)")
 	fs.StringVar(&o.maxTxRate, "max-tx-rate", "0", "cap on what the server sends per test, e.g. 1G (0 = none)")
 	fs.DurationVar(&o.udpIdleTimeout, "udp-idle-timeout", 0, "end a UDP test after no status message for this long (0 = --progress-timeout)")
 	l := &o.limits
@@ -193,20 +202,82 @@ func newCLI(o *options) *cli {
 	fs.Int64Var(&l.readBufferMemory, "read-buffer-memory", core.DefaultReadBufferMemory, "bytes of large receive buffers for fast TCP connections")
 
 	fs = c.group("Output")
-	fs.DurationVar(&o.interval, "interval", time.Second, "report interval")
+	fs.DurationVar(&o.interval, "interval", time.Second, "report interval (at least 20ms)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per interval and a summary")
-	fs.StringVar(&o.logFormat, "log-format", "text", "server log format: text or json")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format (the server's, and the client's with -v): text or json")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 
 	c.all = pflag.NewFlagSet("btest", pflag.ContinueOnError)
 	c.all.SortFlags = false
+	c.all.SetNormalizeFunc(routerOSName)
+	c.only = make(map[string]string)
 	for _, g := range c.groups {
 		c.all.AddFlagSet(g.set)
+		mode := map[string]string{"Client": "client", "Server": "server", "Limits (server)": "server"}[g.title]
+		if mode != "" {
+			g.set.VisitAll(func(f *pflag.Flag) { c.only[f.Name] = mode })
+		}
 	}
+	for _, n := range []string{"auth", "ecsrp5", "verifier", "verifier-file"} {
+		c.only[n] = "server"
+	}
+	for _, n := range []string{"interval", "json"} {
+		c.only[n] = "client"
+	}
+	delete(c.only, "server")
+	delete(c.only, "client")
 	return c
 }
+
+// routerOSNames maps the parameter names of RouterOS's /tool
+// bandwidth-test to our flags, so that "--connection-count 20" typed from
+// a router's habit works. The speeds' names (local-tx-speed,
+// remote-tx-speed) are ours too.
+var routerOSNames = map[string]string{
+	"connection-count":   "connections",
+	"random-data":        "random",
+	"remote-udp-tx-size": "udp-size",
+	"local-udp-tx-size":  "local-udp-size",
+}
+
+// routerOSName is the flag set's normalize function: RouterOS's names
+// become ours.
+func routerOSName(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if n, ok := routerOSNames[name]; ok {
+		return pflag.NormalizedName(n)
+	}
+	return pflag.NormalizedName(name)
+}
+
+// checkModes refuses flags of the other mode, which would be ignored: a
+// server limit given to a client, a test's length given to a server.
+func (c *cli) checkModes(o *options) error {
+	mode := "client"
+	if o.server {
+		mode = "server"
+	} else if o.client == "" {
+		return nil // no mode: run says so
+	}
+	var err error
+	c.all.Visit(func(f *pflag.Flag) {
+		if m := c.only[f.Name]; err == nil && m != "" && m != mode {
+			err = fmt.Errorf("%s is a %s flag: a %s ignores it", flagName(f.Name), m, mode)
+		}
+	})
+	return err
+}
+
+// minInterval is the shortest --interval, RouterOS's: shorter reports are
+// mostly the noise of the clock and the scheduler.
+const minInterval = 20 * time.Millisecond
+
+// The IP packet sizes a UDP test may ask for (core.ClientConfig.UDPTxSize).
+const (
+	minUDPSize = 28
+	maxUDPSize = 64000
+)
 
 // defaultAuth is what `btest -s -a USER` asks clients for, the same as the
 // Caddy app: EC-SRP5, because every RouterOS since 6.43 (2018) speaks it, as
@@ -315,11 +386,16 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if o.version {
 		return o, nil
 	}
+	o.changed = make(map[string]bool)
+	c.all.Visit(func(f *pflag.Flag) { o.changed[f.Name] = true })
 	if c.all.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", c.all.Arg(0))
 	}
 	if o.server && o.client != "" {
 		return nil, errors.New("-s and -c exclude each other")
+	}
+	if err := c.checkModes(o); err != nil {
+		return nil, err
 	}
 	if err := o.loadSecrets(os.Getenv); err != nil {
 		return nil, err
@@ -344,13 +420,61 @@ func (o *options) check() error {
 	}
 	switch strings.ToLower(o.proto) {
 	case "tcp":
+		if o.udp && o.changed["proto"] {
+			return errors.New("-u/--udp conflicts with --proto tcp")
+		}
 	case "udp":
 		o.udp = true
 	default:
 		return fmt.Errorf("--proto: want tcp or udp, got %q", o.proto)
 	}
+	if o.dashboard != "" {
+		if o.dashboard, err = httpAddr("--dashboard", o.dashboard); err != nil {
+			return err
+		}
+	}
+	if o.debugAddr != "" {
+		if o.debugAddr, err = httpAddr("--debug-addr", o.debugAddr); err != nil {
+			return err
+		}
+	}
+	switch f := strings.ToLower(o.logFormat); f {
+	case "text", "json":
+		o.logFormat = f
+	default:
+		return fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
+	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--port %d out of range", o.port)
+	}
+	// The UDP sizes are checked in every test, as core checks them: a
+	// wrong one is a typo to report, not a value to ignore in TCP.
+	if o.udpSize < minUDPSize || o.udpSize > maxUDPSize {
+		return fmt.Errorf("--udp-size %d: want %d-%d (IP bytes)", o.udpSize, minUDPSize, maxUDPSize)
+	}
+	if o.localUDPSize != 0 && (o.localUDPSize < minUDPSize || o.localUDPSize > maxUDPSize) {
+		return fmt.Errorf("--local-udp-size %d: want %d-%d (IP bytes), or 0 for --udp-size", o.localUDPSize, minUDPSize, maxUDPSize)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--handshake-timeout", o.handshakeTimeout}, {"--command-timeout", o.limits.commandTimeout},
+		{"--progress-timeout", o.limits.progressTimeout}, {"--udp-idle-timeout", o.udpIdleTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: want a positive duration (or 0 for the default)", d.flag, d.v)
+		}
+	}
+	if o.interval < minInterval {
+		return fmt.Errorf("--interval %v: want at least %v (RouterOS takes 20ms-5s)", o.interval, minInterval)
+	}
+	if o.socketBuffer < 0 {
+		return fmt.Errorf("--socket-buffer %d: want a size in bytes, or 0 for the kernel's autotuning", o.socketBuffer)
+	}
+	if p := o.limits.sourcePrefixV4; p < 1 || p > 32 {
+		return fmt.Errorf("--source-prefix-v4 %d: want 1-32", p)
+	}
+	if p := o.limits.sourcePrefixV6; p < 1 || p > 128 {
+		return fmt.Errorf("--source-prefix-v6 %d: want 1-128", p)
 	}
 	if o.client != "" && (o.connections < 1 || o.connections > 255) {
 		return fmt.Errorf("--connections %d: want 1-255", o.connections)

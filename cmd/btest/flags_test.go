@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/btest-go/btest/core/ecsrp5"
 )
 
 var updateREADME = flag.Bool("update", false, "rewrite the README's btest --help block from the binary")
@@ -73,6 +75,15 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-c", "h", "-udp-size", "9000"}, func(o *options) bool { return o.udpSize == 9000 }},
 		{[]string{"-c", "h", "--local-udp-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
 		{[]string{"-c", "h", "-local-udp-size=500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		// RouterOS's /tool bandwidth-test names.
+		{[]string{"-c", "h", "--remote-udp-tx-size", "9000"}, func(o *options) bool { return o.udpSize == 9000 }},
+		{[]string{"-c", "h", "-remote-udp-tx-size=9000"}, func(o *options) bool { return o.udpSize == 9000 }},
+		{[]string{"-c", "h", "--local-udp-tx-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		{[]string{"-c", "h", "-local-udp-tx-size", "500"}, func(o *options) bool { return o.localUDPSize == 500 }},
+		{[]string{"-c", "h", "--random-data"}, func(o *options) bool { return o.random }},
+		{[]string{"-c", "h", "-random-data"}, func(o *options) bool { return o.random }},
+		{[]string{"-c", "h", "--connection-count", "20"}, func(o *options) bool { return o.connections == 20 }},
+		{[]string{"-c", "h", "-connection-count=20"}, func(o *options) bool { return o.connections == 20 }},
 		{[]string{"-c", "h", "-P", "2100"}, func(o *options) bool { return o.port == 2100 }},
 		{[]string{"-c", "h", "--port", "2100"}, func(o *options) bool { return o.port == 2100 }},
 		{[]string{"-c", "h", "-port", "2100"}, func(o *options) bool { return o.port == 2100 }},
@@ -143,7 +154,7 @@ func TestFlagSpellings(t *testing.T) {
 		{[]string{"-s", "--debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "-debug-addr", "127.0.0.1:6060"}, func(o *options) bool { return o.debugAddr == "127.0.0.1:6060" }},
 		{[]string{"-s", "--dashboard", "127.0.0.1:8081"}, func(o *options) bool { return o.dashboard == "127.0.0.1:8081" }},
-		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "8081" }},
+		{[]string{"-s", "-dashboard", "8081"}, func(o *options) bool { return o.dashboard == "127.0.0.1:8081" }},
 		{[]string{"-s", "--log-format", "json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-log-format=json"}, func(o *options) bool { return o.logFormat == "json" }},
 		{[]string{"-s", "-a", "u", "--password-file", secretFile}, func(o *options) bool { return o.password == "from-file" }},
@@ -186,6 +197,25 @@ func TestEveryFlagHasASpellingTest(t *testing.T) {
 	})
 }
 
+// TestRouterOSNamesInHelp: each RouterOS name is shown beside the flag it
+// spells.
+func TestRouterOSNamesInHelp(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	newCLI(&options{}).usage(&help)
+	for alias, name := range routerOSNames {
+		var line string
+		for l := range strings.Lines(help.String()) {
+			if strings.Contains(l, "--"+name+" ") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "RouterOS: "+alias) {
+			t.Errorf("help line of --%s does not name %s: %q", name, alias, line)
+		}
+	}
+}
+
 // TestUsageErrors: bad usage exits 2 and names what was wrong.
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
@@ -203,6 +233,20 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-c", "x", "--remote-tx-speed", "4.3G"}, "--remote-tx-speed"},
 		{[]string{"-s", "--udp-ports", "9-1"}, "--udp-ports"},
 		{[]string{"-s", "--allow", "10.0.0.0/33"}, "--allow"},
+		{[]string{"-c", "x", "--log-format", "jsn"}, "--log-format"},
+		{[]string{"-c", "x", "--udp-size", "20"}, "--udp-size"},
+		{[]string{"-c", "x", "-u", "--udp-size", "64001"}, "--udp-size"},
+		{[]string{"-c", "x", "-u", "--local-udp-size", "27"}, "--local-udp-size"},
+		{[]string{"-c", "x", "--handshake-timeout", "-1s"}, "--handshake-timeout"},
+		{[]string{"-c", "x", "-u", "--proto", "tcp"}, "--proto"},
+		{[]string{"-c", "x", "--interval", "0"}, "--interval"},
+		{[]string{"-c", "x", "--interval", "-1s"}, "--interval"},
+		{[]string{"-c", "x", "--interval", "10ms"}, "--interval"},
+		{[]string{"-c", "x", "--socket-buffer", "-5"}, "--socket-buffer"},
+		{[]string{"-c", "x", "--auth", "md5"}, "--auth"},
+		{[]string{"-c", "x", "--max-duration", "1m"}, "--max-duration"},
+		{[]string{"-c", "x", "--listen", "127.0.0.1:1"}, "--listen"},
+		{[]string{"-c", "x", "--verifier-file", "/nonexistent"}, "--verifier-file"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), c.args, &out, &errOut); code != 2 {
@@ -210,6 +254,9 @@ func TestUsageErrors(t *testing.T) {
 		}
 		if !strings.Contains(errOut.String(), c.want) {
 			t.Errorf("%q: stderr %q does not name %q", c.args, errOut.String(), c.want)
+		}
+		if !strings.Contains(errOut.String(), "see 'btest --help'") {
+			t.Errorf("%q: stderr %q lacks the --help hint", c.args, errOut.String())
 		}
 	}
 	// Local rates are paced by the client and are not limited by the wire;
@@ -269,5 +316,123 @@ func TestHelp(t *testing.T) {
 			return
 		}
 		t.Errorf("README.md's btest --help block is out of date; run: go test ./cmd/btest -run TestHelp -update")
+	}
+}
+
+// runServerOnce runs `btest -s` with args on a test port and a context
+// that has already ended: a server that starts stops again at once (exit
+// 0), so a test of usage errors can never leave one running.
+func runServerOnce(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	args = append([]string{"-s", "--listen", cliPorts.TCPAddr(t), "--udp-ports", cliPorts.UDPRange(t, 4)}, args...)
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, &out, &errOut)
+	return code, errOut.String()
+}
+
+// TestServerPasswordRequired: a server that authenticates has a password,
+// and a password given to a server is never silently left unused.
+func TestServerPasswordRequired(t *testing.T) {
+	t.Parallel()
+	secretFile := writeFile(t, t.TempDir(), "secret", "s3cret\n")
+	v, err := ecsrp5.NewVerifier("admin", "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-a", "admin"}, "$BTEST_PASSWORD"},
+		{[]string{"-a", "admin", "--auth", "md5"}, "--password-file"},
+		{[]string{"-a", "admin", "--ecsrp5", "-p", ""}, "-p PASS"},
+		{[]string{"-p", "secret"}, "-a USER"},
+		{[]string{"--password", "secret", "--ecsrp5"}, "-a USER"},
+		{[]string{"--password-file", secretFile}, "--password-file"},
+		{[]string{"--verifier", v.String()}, "--verifier"},
+		{[]string{"--auth", "md5"}, "-a USER"},
+	} {
+		code, stderr := runServerOnce(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	// The open server and the protected ones still start.
+	for _, args := range [][]string{{}, {"-a", "admin", "-p", "pw"}, {"-a", "admin", "--verifier", v.String()}} {
+		if code, stderr := runServerOnce(t, args...); code != 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+// TestServerUsageErrors: what is wrong with a server's flags exits 2,
+// before the server starts, and names the flag.
+func TestServerUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "jsn"}, "--log-format"},
+		{[]string{"--auth", "md5"}, "-a USER"},
+		{[]string{"-a", "admin", "-p", "pw", "--auth", "sha"}, "--auth"},
+		{[]string{"-a", "admin", "-p", "pw", "--ecsrp5", "--auth", "md5"}, "--ecsrp5"},
+		{[]string{"-a", "admin", "--verifier", "nonsense"}, "--verifier"},
+		{[]string{"-a", strings.Repeat("u", 222), "-p", "pw"}, "-a"},
+		{[]string{"--source-prefix-v4", "33"}, "--source-prefix-v4"},
+		{[]string{"--source-prefix-v6", "-1"}, "--source-prefix-v6"},
+		{[]string{"--command-timeout", "-1s"}, "--command-timeout"},
+		{[]string{"--progress-timeout", "-1s"}, "--progress-timeout"},
+		{[]string{"--udp-idle-timeout", "-1s"}, "--udp-idle-timeout"},
+		{[]string{"--handshake-timeout", "-1s"}, "--handshake-timeout"},
+		{[]string{"--socket-buffer", "-1"}, "--socket-buffer"},
+		{[]string{"-t"}, "-t/--transmit"},
+		{[]string{"-u"}, "--udp"},
+		{[]string{"-d", "10s"}, "--duration"},
+		{[]string{"--json"}, "--json"},
+		{[]string{"--interval", "2s"}, "--interval"},
+	} {
+		code, stderr := runServerOnce(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// TestServerEnvPasswordWithoutUser: $BTEST_PASSWORD may be set for the
+// client; a server without -a still runs open, but says so.
+func TestServerEnvPasswordWithoutUser(t *testing.T) {
+	t.Setenv("BTEST_PASSWORD", "envsecret")
+	code, stderr := runServerOnce(t)
+	if code != 0 || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "BTEST_PASSWORD") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestVerifierNeedsPassword: a verifier of the empty password is no
+// protection; `btest verifier` refuses to make one.
+func TestVerifierNeedsPassword(t *testing.T) {
+	t.Setenv("BTEST_PASSWORD", "")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"verifier", "-a", "admin"}, &out, &errOut); code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), "$BTEST_PASSWORD") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestMaxDurationHelp: --max-duration 0 is the default hour and only a
+// negative value lifts the limit (core.ServerConfig), which the help says.
+func TestMaxDurationHelp(t *testing.T) {
+	t.Parallel()
+	u := newCLI(&options{}).all.Lookup("max-duration").Usage
+	if !strings.Contains(u, "0 = the default") || !strings.Contains(u, "negative = no limit") {
+		t.Errorf("--max-duration help %q does not say what 0 and negative values do", u)
+	}
+	for in, want := range map[string]time.Duration{"0": 0, "-1s": -time.Second} {
+		o, err := parseFlags([]string{"-s", "--max-duration", in}, new(bytes.Buffer))
+		if err != nil || o.maxDuration != want {
+			t.Errorf("--max-duration %s: %v, %v", in, o, err)
+		}
 	}
 }

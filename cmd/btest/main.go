@@ -25,7 +25,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, redactProcessArgs(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -41,29 +41,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "btest:", err)
-		fmt.Fprintln(stderr, "see 'btest --help'")
-		return 2
+		return usageError(stderr, err)
 	}
 	switch {
 	case o.version:
 		fmt.Fprintln(stdout, "btest", version.Get())
 	case o.server:
-		err = runServer(ctx, o, stderr)
+		log := newLogger(o, stderr)
+		cfg, cerr := serverConfig(o, log)
+		if cerr != nil {
+			return usageError(stderr, cerr)
+		}
+		err = runServer(ctx, o, cfg, log)
 	case o.client != "":
 		cfg, cerr := clientConfig(o)
 		if cerr != nil {
-			fmt.Fprintln(stderr, "btest:", cerr)
-			return 2
+			return usageError(stderr, cerr)
 		}
-		err = runClient(ctx, o, cfg, stdout, stderr)
+		if err = runClient(ctx, o, cfg, stdout, stderr); err != nil {
+			msg, detail := clientError(o, err)
+			fmt.Fprintln(stderr, "btest:", msg)
+			if o.verbose && detail != "" {
+				fmt.Fprintln(stderr, "btest: detail:", detail)
+			}
+			return 1
+		}
 	default:
-		fmt.Fprintln(stderr, "btest: need -s (server) or -c HOST (client); see btest -h")
-		return 2
+		return usageError(stderr, errors.New("need -s (server) or -c HOST (client)"))
+	}
+	var bc badConfig
+	if errors.As(err, &bc) {
+		return usageError(stderr, bc.err)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "btest:", err)
 		return 1
 	}
 	return 0
+}
+
+// badConfig is a configuration error found once a mode has started (core
+// rejected it): the command line's fault, so exit code 2.
+type badConfig struct{ err error }
+
+func (e badConfig) Error() string { return e.err.Error() }
+func (e badConfig) Unwrap() error { return e.err }
+
+// usageError reports bad usage, found while parsing or while turning the
+// flags into a configuration, and returns exit code 2.
+func usageError(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "btest:", err)
+	fmt.Fprintln(stderr, "see 'btest --help'")
+	return 2
 }

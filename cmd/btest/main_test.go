@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -83,13 +85,49 @@ func TestClientServerJSON(t *testing.T) {
 	}
 }
 
+// TestWrongPasswordExitCode: a rejected login exits 1 with a sentence
+// that says what to check; -v adds the handshake's own account.
 func TestWrongPasswordExitCode(t *testing.T) {
 	t.Parallel()
-	addr, _ := startCLIServer(t, "-a", "admin", "-p", "secret")
-	var out, errOut bytes.Buffer
-	code := run(context.Background(), []string{"-c", addr, "-d", "1", "-a", "admin", "-p", "nope"}, &out, &errOut)
-	if code != 1 || !strings.Contains(errOut.String(), "authentication failed") {
-		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	for _, auth := range []string{"ecsrp5", "md5"} {
+		addr, _ := startCLIServer(t, "-a", "admin", "-p", "secret", "--auth", auth)
+		for _, c := range []struct {
+			args       []string
+			want, hide string
+		}{
+			{[]string{"-a", "admin", "-p", "nope"}, `btest: authentication failed for user "admin": check -a and -p` + "\n", ""},
+			{[]string{"-a", "admin", "-p", "nope", "-v"}, `authentication failed for user "admin"`, "detail"},
+			{[]string{"-p", "nope"}, "btest: the server requires a user name and password: use -a USER and -p PASS (or $BTEST_PASSWORD)\n", ""},
+		} {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), append([]string{"-c", addr, "-d", "1"}, c.args...), &out, &errOut)
+			got := errOut.String()
+			if c.hide == "" && got != c.want || c.hide != "" && (!strings.Contains(got, c.want) || !strings.Contains(got, "btest: detail: ")) || code != 1 {
+				t.Errorf("%s %q: exit %d, stderr %q, want %q", auth, c.args, code, got, c.want)
+			}
+		}
+	}
+}
+
+// TestClientErrorRefused: a server that closes the connection before it
+// says HELLO or after the command refused the test; the message says
+// what that means in words a user can act on.
+func TestClientErrorRefused(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("%w: the server closed the connection before its HELLO", core.ErrRefused)
+	msg, detail := clientError(&options{}, err)
+	for _, w := range []string{"refused", "not allowed", "too many", "full"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%q lacks %q", msg, w)
+		}
+	}
+	if detail != err.Error() {
+		t.Errorf("detail %q, want %q", detail, err.Error())
+	}
+	// Other errors are printed as they are.
+	other := errors.New("connecting to x:2000: no such host")
+	if msg, detail := clientError(&options{}, other); msg != other.Error() || detail != "" {
+		t.Errorf("clientError(%v) = %q, %q", other, msg, detail)
 	}
 }
 
@@ -177,3 +215,29 @@ func TestClientConfigMapping(t *testing.T) {
 // TestMain fails the run when a test leaves goroutines behind: the tests
 // run in parallel, so the check is made once, at the end.
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
+
+// TestJSONFailureSummary: a test that never started still ends with a
+// summary, which reports what was asked and -1 for the CPU loads nobody
+// measured, as interval lines do.
+func TestJSONFailureSummary(t *testing.T) {
+	t.Parallel()
+	addr := cliPorts.TCPAddr(t) // nothing listens there
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-c", addr, "-n", "3", "-u", "-t", "--json"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	want := map[string]any{"type": "summary", "server": addr, "protocol": "udp", "direction": "transmit", "connections": 3.0,
+		"local_cpu": -1.0, "remote_cpu": -1.0, "result": "error", "tx_bytes": 0.0, "duration_seconds": 0.0}
+	for k, v := range want {
+		if sum[k] != v {
+			t.Errorf("%s = %v, want %v", k, sum[k], v)
+		}
+	}
+	if e, _ := sum["error"].(string); !strings.Contains(e, "connect") {
+		t.Errorf("error %q does not say what failed", e)
+	}
+}

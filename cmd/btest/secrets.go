@@ -21,8 +21,9 @@ const (
 	credVerifier = "verifier"
 )
 
-// readSecret reads a password or verifier file: its content up to a
-// final newline (editors add one; "echo secret > file" too).
+// readSecret reads a password or verifier file: its first line, without
+// the line end ("\n" or "\r\n"). Editors add a newline, and some a blank
+// line after it; neither may become part of the password.
 func readSecret(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -36,7 +37,8 @@ func readSecret(path string) (string, error) {
 	if len(b) > maxSecretSize {
 		return "", fmt.Errorf("%s: longer than %d bytes", path, maxSecretSize)
 	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	s, _, _ := strings.Cut(string(b), "\n")
+	s = strings.TrimSuffix(s, "\r")
 	if s == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
@@ -70,6 +72,7 @@ func (o *options) loadSecrets(getenv func(string) string) error {
 	}
 	if o.password == "" {
 		o.password = getenv("BTEST_PASSWORD")
+		o.passwordFromEnv = o.password != ""
 	}
 	dir := getenv("CREDENTIALS_DIRECTORY")
 	if dir == "" || o.user == "" {

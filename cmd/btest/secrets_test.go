@@ -28,6 +28,10 @@ func TestLoadSecrets(t *testing.T) {
 	pwFile := writeFile(t, dir, "pw", "from-file\n")
 	crlf := writeFile(t, dir, "crlf", "dos\r\n")
 	empty := writeFile(t, dir, "empty", "\n")
+	blankAfter := writeFile(t, dir, "blank-after", "first\n\n")
+	twoLines := writeFile(t, dir, "two-lines", "first\r\nsecond\n")
+	noNewline := writeFile(t, dir, "no-newline", "first")
+	blankFirst := writeFile(t, dir, "blank-first", "\nsecond\n")
 	big := writeFile(t, dir, "big", strings.Repeat("x", maxSecretSize+1))
 	creds := t.TempDir()
 	writeFile(t, creds, "password", "from-cred\n")
@@ -55,6 +59,11 @@ func TestLoadSecrets(t *testing.T) {
 		{"both verifier sources", options{verifier: "x", verifierFile: pwFile}, env(nil), "", "", "exclude each other"},
 		{"missing file", options{passwordFile: filepath.Join(dir, "nope")}, env(nil), "", "", "--password-file"},
 		{"empty file", options{passwordFile: empty}, env(nil), "", "", "is empty"},
+		{"first line of several", options{passwordFile: blankAfter}, env(nil), "first", "", ""},
+		{"first line, CRLF", options{passwordFile: twoLines}, env(nil), "first", "", ""},
+		{"no final newline", options{passwordFile: noNewline}, env(nil), "first", "", ""},
+		{"empty first line", options{passwordFile: blankFirst}, env(nil), "", "", "is empty"},
+		{"verifier file's first line", options{verifierFile: twoLines}, env(nil), "", "first", ""},
 		{"oversized file", options{verifierFile: big}, env(nil), "", "", "longer than"},
 	}
 	for _, c := range cases {

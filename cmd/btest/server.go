@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,49 +76,76 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 		return cfg, fmt.Errorf("--auth: %w", err)
 	}
 	cfg.Auth = mode
-	if mode != core.AuthNone {
+	if mode == core.AuthNone {
+		// A password given to a server without -a would protect nothing:
+		// the server would run open while its operator thinks otherwise.
 		if o.user == "" {
-			return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
-		}
-		u := core.User{Name: o.user, Password: o.password}
-		if o.verifier != "" {
-			v, err := ecsrp5.ParseVerifier(o.verifier)
-			if err != nil {
-				return cfg, fmt.Errorf("--verifier: %w", err)
+			for _, f := range []string{"password", "password-file", "verifier", "verifier-file"} {
+				if o.changed[f] {
+					return cfg, fmt.Errorf("%s without -a USER: the server would run without authentication; add -a USER to protect it", flagName(f))
+				}
 			}
-			u.Verifier = &v
-		} else if o.password == "" {
-			log.Warn("user has an empty password")
+			if o.passwordFromEnv {
+				log.Warn("$BTEST_PASSWORD is set but unused: without -a USER the server runs without authentication")
+			}
 		}
-		cfg.Users = []core.User{u}
+		return cfg, nil
 	}
+	if o.user == "" {
+		return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
+	}
+	if len(o.user) > maxUserName || strings.IndexByte(o.user, 0) >= 0 {
+		return cfg, fmt.Errorf("-a: a user name has at most %d bytes and no NUL", maxUserName)
+	}
+	u := core.User{Name: o.user, Password: o.password}
+	if o.verifier != "" {
+		v, err := ecsrp5.ParseVerifier(o.verifier)
+		if err != nil {
+			return cfg, fmt.Errorf("--verifier: %w", err)
+		}
+		u.Verifier = &v
+	}
+	if o.password == "" && (u.Verifier == nil || mode == core.AuthMD5) {
+		// The empty password is one anybody can type: refuse it rather
+		// than serve a test to everyone behind a login that means nothing.
+		alt := ""
+		if mode == core.AuthECSRP5 {
+			alt = " (or --verifier)"
+		}
+		return cfg, fmt.Errorf("-a %s has no password: give -p PASS, --password-file FILE or $BTEST_PASSWORD%s", o.user, alt)
+	}
+	cfg.Users = []core.User{u}
 	return cfg, nil
 }
 
-func runServer(ctx context.Context, o *options, stderr io.Writer) error {
-	log := newLogger(o, stderr)
+// maxUserName is the longest user name the server takes (core.User): the
+// MD5 reply's user field, less the bytes RouterOS keeps.
+const maxUserName = 221
+
+// flagName spells a flag for a message: "-p/--password", "--auth".
+func flagName(long string) string {
+	if f := newCLI(&options{}).all.Lookup(long); f != nil && f.Shorthand != "" {
+		return "-" + f.Shorthand + "/--" + long
+	}
+	return "--" + long
+}
+
+// runServer runs the server of cfg (from serverConfig) until ctx ends.
+func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog.Logger) error {
 	v := version.Get()
 	log.Info("btest server starting", "version", v.Version, "revision", v.ShortRevision(), "go", v.GoVersion)
-	cfg, err := serverConfig(o, log)
-	if err != nil {
-		return err
-	}
-	var dashAddr string
 	var dash *dashboard.State
 	if o.dashboard != "" {
-		if dashAddr, err = dashboardAddr(o.dashboard); err != nil {
-			return err
-		}
 		dash = dashboard.New()
 		defer dash.Close()
 		cfg.Observer = core.JoinObservers(cfg.Observer, dash.Observer())
 	}
 	srv, err := core.NewServer(cfg)
 	if err != nil {
-		return err
+		return badConfig{err} // what serverConfig could not see
 	}
 	if dash != nil {
-		hs, err := startDashboard(dashAddr, dash, srv, cfg.Users, log)
+		hs, err := startDashboard(o.dashboard, dash, srv, cfg.Users, log)
 		if err != nil {
 			return err
 		}
@@ -145,7 +173,7 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 			"udp_ports", fmt.Sprintf("%d-%d", cfg.UDPPortFirst, cfg.UDPPortLast))
 	}
 	if o.debugAddr != "" {
-		dbg, err := startDebug(o.debugAddr)
+		dbg, err := startDebug(o.debugAddr, log)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -153,7 +181,6 @@ func runServer(ctx context.Context, o *options, stderr io.Writer) error {
 			return err
 		}
 		defer dbg.Close()
-		log.Info("debug endpoint", "addr", o.debugAddr)
 	}
 	errs := make(chan error, len(lns))
 	var wg sync.WaitGroup

@@ -43,6 +43,12 @@ func runVerifier(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "btest verifier: need -a USER (and -p PASS or $BTEST_PASSWORD)")
 		return 2
 	}
+	if *pass == "" {
+		// A verifier of the empty password lets anybody in who knows
+		// the user name.
+		fmt.Fprintln(stderr, "btest verifier: need a password: -p PASS or $BTEST_PASSWORD")
+		return 2
+	}
 	v, err := ecsrp5.NewVerifier(*user, *pass, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "btest verifier:", err)
