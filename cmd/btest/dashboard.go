@@ -54,23 +54,49 @@ func startDashboard(addr string, st *dashboard.State, srv *core.Server, users []
 		log.Warn("the dashboard is open to the network without a password: anyone who reaches it sees the clients' addresses and user names; bind it to 127.0.0.1 or give the server -a USER with a password",
 			"addr", ln.Addr().String())
 	}
+	if !isLoopback(ln.Addr()) && protected {
+		log.Warn("the dashboard asks for the btest password over plain HTTP: it crosses the network readable by anyone on the path; bind it to 127.0.0.1 and reach it through an SSH tunnel or a TLS proxy (Caddy's btest_dashboard)",
+			"addr", ln.Addr().String())
+	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	go hs.Serve(ln)
 	log.Info("dashboard", "url", "http://"+ln.Addr().String()+"/", "password", protected)
 	return hs, nil
 }
 
-// basicAuth lets through requests with the user and password.
+// basicAuth lets through requests with the user and password, and holds
+// wrong passwords to the bounds of a loginLimiter.
 func basicAuth(next http.Handler, user, password string) http.Handler {
+	return basicAuthAt(next, user, password, &loginLimiter{}, time.Now)
+}
+
+func basicAuthAt(next http.Handler, user, password string, lim *loginLimiter, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
+		if !ok {
+			// A browser's first request, before it asks for the
+			// password: not a guess.
+			unauthorized(w)
+			return
+		}
+		src, at := loginSource(r.RemoteAddr), now()
+		if !lim.mayTry(src, at) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(loginEvery/time.Second)))
+			http.Error(w, "too many wrong passwords: try again later", http.StatusTooManyRequests)
+			return
+		}
 		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1
 		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1
-		if !ok || !userOK || !passOK {
-			w.Header().Set("WWW-Authenticate", `Basic realm="btest", charset="UTF-8"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		if !userOK || !passOK {
+			lim.failed(src, at)
+			unauthorized(w)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="btest", charset="UTF-8"`)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
 }
