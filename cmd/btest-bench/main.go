@@ -95,8 +95,11 @@ func main() {
 		fatal(err)
 	}
 	ctx := context.Background()
-	if err := e.iperf.probe(ctx); err != nil {
-		fatal(err)
+	// The pacing table measures our own limits only: it needs no iperf3.
+	if !*pacingOnly {
+		if err := e.iperf.probe(ctx); err != nil {
+			fatal(err)
+		}
 	}
 
 	srv, addr, err := startOurServer(ctx, e.btest)
@@ -105,12 +108,14 @@ func main() {
 	}
 	defer srv.stop()
 	e.btestAddr = addr
-	iperf, port, err := startIperfServer(ctx, e.iperf.path)
-	if err != nil {
-		fatal(err)
+	if !*pacingOnly {
+		iperf, port, err := startIperfServer(ctx, e.iperf.path)
+		if err != nil {
+			fatal(err)
+		}
+		defer iperf.stop()
+		e.iperfPort = port
 	}
-	defer iperf.stop()
-	e.iperfPort = port
 
 	host, _ := os.Hostname()
 	fmt.Printf("btest-bench %s on %s (%d CPUs, load average %s), %v per run, median of %d\n",
