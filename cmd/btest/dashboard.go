@@ -79,8 +79,8 @@ func basicAuthAt(next http.Handler, user, password string, lim *loginLimiter, no
 			unauthorized(w)
 			return
 		}
-		src, at := loginSource(r.RemoteAddr), now()
-		if !lim.mayTry(src, at) {
+		src := loginSource(r.RemoteAddr)
+		if !lim.take(src, now()) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(loginEvery/time.Second)))
 			http.Error(w, "too many wrong passwords: try again later", http.StatusTooManyRequests)
 			return
@@ -88,10 +88,10 @@ func basicAuthAt(next http.Handler, user, password string, lim *loginLimiter, no
 		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1
 		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1
 		if !userOK || !passOK {
-			lim.failed(src, at)
 			unauthorized(w)
 			return
 		}
+		lim.giveBack(src)
 		next.ServeHTTP(w, r)
 	})
 }
