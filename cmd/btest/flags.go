@@ -74,6 +74,8 @@ type options struct {
 	changed map[string]bool
 	// passwordFromEnv is set when the password came from $BTEST_PASSWORD.
 	passwordFromEnv bool
+	// ignored says which client flags a server was given (checkModes).
+	ignored []string
 }
 
 // limitFlags are the server's hardening limits (see README, Running a
@@ -251,8 +253,11 @@ func routerOSName(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 	return pflag.NormalizedName(name)
 }
 
-// checkModes refuses flags of the other mode, which would be ignored: a
-// server limit given to a client, a test's length given to a server.
+// checkModes finds flags of the other mode, which would be ignored. A
+// client refuses them (a server limit given to a client is a mistake the
+// user is there to see). A server names them in o.ignored and starts: it
+// may be a service whose arguments worked before these checks, and an
+// upgrade must not stop it for a flag it never used.
 func (c *cli) checkModes(o *options) error {
 	mode := "client"
 	if o.server {
@@ -262,9 +267,16 @@ func (c *cli) checkModes(o *options) error {
 	}
 	var err error
 	c.all.Visit(func(f *pflag.Flag) {
-		if m := c.only[f.Name]; err == nil && m != "" && m != mode {
-			err = fmt.Errorf("%s is a %s flag: a %s ignores it", flagName(f.Name), m, mode)
+		m := c.only[f.Name]
+		if err != nil || m == "" || m == mode {
+			return
 		}
+		msg := fmt.Sprintf("%s is a %s flag: a %s ignores it", flagName(f.Name), m, mode)
+		if mode == "server" {
+			o.ignored = append(o.ignored, msg)
+			return
+		}
+		err = errors.New(msg)
 	})
 	return err
 }

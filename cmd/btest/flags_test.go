@@ -388,6 +388,23 @@ func TestServerUsageErrors(t *testing.T) {
 		{[]string{"--udp-idle-timeout", "-1s"}, "--udp-idle-timeout"},
 		{[]string{"--handshake-timeout", "-1s"}, "--handshake-timeout"},
 		{[]string{"--socket-buffer", "-1"}, "--socket-buffer"},
+	} {
+		code, stderr := runServerOnce(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// TestServerIgnoresClientFlags: a server given a client's flag says so and
+// starts, so that a service's arguments that worked before the mode checks
+// do not stop it after an upgrade.
+func TestServerIgnoresClientFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
 		{[]string{"-t"}, "-t/--transmit"},
 		{[]string{"-u"}, "--udp"},
 		{[]string{"-d", "10s"}, "--duration"},
@@ -395,8 +412,8 @@ func TestServerUsageErrors(t *testing.T) {
 		{[]string{"--interval", "2s"}, "--interval"},
 	} {
 		code, stderr := runServerOnce(t, c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "btest --help") {
-			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		if code != 0 || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, c.want+" is a client flag") {
+			t.Errorf("%q: exit %d, stderr %q; want 0 and a warning naming %q", c.args, code, stderr, c.want)
 		}
 	}
 }

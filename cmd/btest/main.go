@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "btest", version.Get())
 	case o.server:
 		log := newLogger(o, stderr)
+		for _, msg := range o.ignored {
+			log.Warn(msg)
+		}
 		cfg, cerr := serverConfig(o, log)
 		if cerr != nil {
 			return usageError(stderr, cerr)
