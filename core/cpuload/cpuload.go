@@ -30,13 +30,16 @@ const (
 	// one (or none: the first call in a process) would give the average
 	// since then, which says nothing of now: the first status message of
 	// a server idle for an hour, or of a fresh process, read the load
-	// since boot.
-	maxWindow = 5 * time.Second
+	// since boot. A minute, not a few seconds: a TCP client with
+	// --interval 10s reads the load once an interval, and each of its
+	// readings must still count.
+	maxWindow = time.Minute
 )
 
 // Sample returns the machine-wide CPU load in percent (0..100) since the
 // previous reading, or -1 when it is not known: on the first call, after
-// more than maxWindow without one, and on systems without /proc/stat.
+// more than maxWindow (a minute) without one, and on systems without
+// /proc/stat.
 func (s *Sampler) Sample() int {
 	now := time.Now()
 	s.mu.Lock()
