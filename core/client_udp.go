@@ -54,7 +54,6 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 		e.setupSender(cfg.LocalTxSpeed, wireSize)
 	}
 	rxPayload := udpPayloadSize(cfg.UDPTxSize, hdr)
-	small := &bufferWarning{log: cfg.Logger}
 	for k := range n {
 		port := cc.udpPort + portpool.ClientOffset + k
 		if port > 65535 {
@@ -66,7 +65,7 @@ func (cc *clientConn) runUDP(parent context.Context) (Summary, error) {
 			// get small plain readers in case one sends there too.
 			opt.NoGRO = true
 		}
-		uc, err := listenUDP(local, port, opt, cfg.SocketBuffer, small)
+		uc, err := listenUDP(local, port, opt, cfg.SocketBuffer, &clientSmallBuf, cfg.Logger)
 		if err != nil {
 			return Summary{}, fmt.Errorf("binding udp stream %d: %w", k, err)
 		}

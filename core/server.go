@@ -76,7 +76,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		handshaking: make(map[net.Conn]struct{}),
 		sources:     make(map[netip.Prefix]*sourceState),
 	}
-	s.smallUDPBuf.log = cfg.Logger
 	for _, u := range cfg.Users {
 		s.users[u.Name] = u
 	}

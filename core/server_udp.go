@@ -32,9 +32,9 @@ func localAddr(c net.Conn) netip.Addr {
 }
 
 // listenUDP binds an unconnected UDP data socket on ip:port and sizes its
-// buffers (bufSize 0: udpSocketBuffer); small says so, once, when the kernel
-// grants less.
-func listenUDP(ip netip.Addr, port int, opt udpio.Options, bufSize int, small *bufferWarning) (*udpio.Conn, error) {
+// buffers (bufSize 0: udpSocketBuffer); small says so on log, once, when
+// the kernel grants less.
+func listenUDP(ip netip.Addr, port int, opt udpio.Options, bufSize int, small *bufferWarning, log *slog.Logger) (*udpio.Conn, error) {
 	c, err := udpio.Listen(netip.AddrPortFrom(ip, uint16(port)), opt)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func listenUDP(ip netip.Addr, port int, opt udpio.Options, bufSize int, small *b
 	if bufSize <= 0 {
 		bufSize = udpSocketBuffer
 	}
-	small.check(bufSize, c.SetBuffers(bufSize))
+	small.check(log, bufSize, c.SetBuffers(bufSize))
 	return c, nil
 }
 
@@ -52,17 +52,19 @@ func listenUDP(ip netip.Addr, port int, opt udpio.Options, bufSize int, small *b
 // on most distributions: 80 µs at 20 Gbit/s, so a fast receiver loses
 // datagrams whenever it is not scheduled for a moment, and nothing else
 // would say why.
-type bufferWarning struct {
-	log  *slog.Logger
-	once sync.Once
-}
+type bufferWarning struct{ once sync.Once }
 
-func (w *bufferWarning) check(asked, granted int) {
+// clientSmallBuf warns once per process for every client's tests: the
+// sysctls are the host's, and a program that runs many tests
+// (btest-telegraf) would otherwise say it every round.
+var clientSmallBuf bufferWarning
+
+func (w *bufferWarning) check(log *slog.Logger, asked, granted int) {
 	if granted >= asked {
 		return
 	}
 	w.once.Do(func() {
-		w.log.Warn("UDP socket buffers smaller than asked: fast UDP tests lose datagrams; raise the sysctls net.core.rmem_max and net.core.wmem_max, or give the process CAP_NET_ADMIN",
+		log.Warn("UDP socket buffers smaller than asked: fast UDP tests lose datagrams; raise the sysctls net.core.rmem_max and net.core.wmem_max, or give the process CAP_NET_ADMIN",
 			"asked_bytes", asked, "granted_bytes", granted)
 	})
 }
@@ -74,7 +76,7 @@ func (s *Server) openUDP(ss *serverSession) (int, error) {
 	ip := localAddr(ss.conns[0])
 	var sock *udpio.Conn
 	port, err := s.ports.Acquire(int(ss.cmd.ConnCount), func(port int) error {
-		c, err := listenUDP(ip, port, s.cfg.udpHooks.options(), s.cfg.SocketBuffer, &s.smallUDPBuf)
+		c, err := listenUDP(ip, port, s.cfg.udpHooks.options(), s.cfg.SocketBuffer, &s.smallUDPBuf, s.log)
 		if err != nil {
 			return err
 		}

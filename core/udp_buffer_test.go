@@ -13,13 +13,14 @@ import (
 // naming the sysctls to raise.
 func TestSmallUDPBufferWarnsOnce(t *testing.T) {
 	var out bytes.Buffer
-	w := bufferWarning{log: slog.New(slog.NewTextHandler(&out, nil))}
-	w.check(udpSocketBuffer, udpSocketBuffer)
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	var w bufferWarning
+	w.check(log, udpSocketBuffer, udpSocketBuffer)
 	if out.Len() != 0 {
 		t.Fatalf("a full grant logged %q", out.String())
 	}
-	w.check(udpSocketBuffer, 212992)
-	w.check(udpSocketBuffer, 212992)
+	w.check(log, udpSocketBuffer, 212992)
+	w.check(log, udpSocketBuffer, 212992)
 	line := out.String()
 	if n := strings.Count(line, "\n"); n != 1 {
 		t.Fatalf("%d lines for two small grants, want 1:\n%s", n, line)

@@ -67,9 +67,9 @@ func clientConfig(o *options) (core.ClientConfig, error) {
 		return cfg, fmt.Errorf("%s: the server cannot be asked for %s: the protocol's speed field caps it at %s (use 0 for unlimited)",
 			flag, core.FormatBitRate(float64(cfg.RemoteTxSpeed)), core.FormatBitRate(core.MaxRemoteTxSpeed))
 	}
-	if o.verbose {
-		cfg.Logger = newLogger(o, os.Stderr)
-	}
+	// Warnings (a peer's claims not believed, UDP buffers smaller than
+	// asked) reach the user on stderr; -v adds the debug lines.
+	cfg.Logger = newLogger(o, os.Stderr)
 	return cfg, nil
 }
 

@@ -21,8 +21,13 @@ import (
 // shutdownGrace is how long running tests may go on after SIGINT/SIGTERM.
 const shutdownGrace = 5 * time.Second
 
+// newLogger is the server's log (info and up; debug with -v) and the
+// client's (warnings only: its output is the live display; debug with -v).
 func newLogger(o *options, w io.Writer) *slog.Logger {
 	lvl := slog.LevelInfo
+	if !o.server {
+		lvl = slog.LevelWarn
+	}
 	if o.verbose {
 		lvl = slog.LevelDebug
 	}
