@@ -106,6 +106,12 @@ const (
 	DefaultReadBufferMemory = 128 << 20
 )
 
+// MaxUserName is the longest user name a server takes: what EC-SRP5's
+// first message can carry (docs/protocol.md, §7 EC-SRP5 authentication).
+// MD5 carries only the first 32 bytes of a name, so the longer names work
+// with EC-SRP5 only.
+const MaxUserName = ecsrp5.MaxUserLen
+
 // ServerConfig configures a Server. Zero values take the defaults above.
 type ServerConfig struct {
 	// Auth selects the authentication every client must pass.
@@ -261,8 +267,8 @@ func (c *ServerConfig) validate() error {
 		if c.Auth == AuthMD5 && u.Verifier != nil && u.Password == "" {
 			return fmt.Errorf("btest server: user %q has only an EC-SRP5 verifier; md5 auth needs a password", u.Name)
 		}
-		if len(u.Name) > 221 || strings.IndexByte(u.Name, 0) >= 0 {
-			return fmt.Errorf("btest server: user name %q is longer than 221 bytes or contains NUL", u.Name)
+		if len(u.Name) > MaxUserName || strings.IndexByte(u.Name, 0) >= 0 {
+			return fmt.Errorf("btest server: user name %q is longer than %d bytes or contains NUL", u.Name, MaxUserName)
 		}
 	}
 	return nil

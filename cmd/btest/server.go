@@ -99,8 +99,8 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 	if o.user == "" {
 		return cfg, fmt.Errorf("--auth %s needs -a USER and -p PASS (or --verifier)", mode)
 	}
-	if len(o.user) > maxUserName || strings.IndexByte(o.user, 0) >= 0 {
-		return cfg, fmt.Errorf("-a: a user name has at most %d bytes and no NUL", maxUserName)
+	if len(o.user) > core.MaxUserName || strings.IndexByte(o.user, 0) >= 0 {
+		return cfg, fmt.Errorf("-a: a user name has at most %d bytes and no NUL", core.MaxUserName)
 	}
 	u := core.User{Name: o.user, Password: o.password}
 	if o.verifier != "" {
@@ -122,10 +122,6 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 	cfg.Users = []core.User{u}
 	return cfg, nil
 }
-
-// maxUserName is the longest user name the server takes (core.User): the
-// MD5 reply's user field, less the bytes RouterOS keeps.
-const maxUserName = 221
 
 // flagName spells a flag for a message: "-p/--password", "--auth".
 func flagName(long string) string {
