@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,5 +171,24 @@ func TestShutdownClosesHandshakes(t *testing.T) {
 	}
 	for _, c := range []net.Conn{silent, half} {
 		expectClosed(t, c, nil, time.Second)
+	}
+}
+
+// TestResultsListEveryOutcome ties Results to resultString: every sentinel
+// a test can end with gives a listed name, and every listed name comes from
+// one, so the metrics' series made from Results match the labels sessions
+// get.
+func TestResultsListEveryOutcome(t *testing.T) {
+	t.Parallel()
+	got := map[string]bool{}
+	for _, err := range []error{nil, ErrAuthFailed, ErrLimit, ErrStalled, ErrTimeout, ErrProtocol, ErrUnsupported, ErrRefused, errors.New("other")} {
+		got[ResultString(err)] = true
+	}
+	want := map[string]bool{}
+	for _, r := range Results() {
+		want[r] = true
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("ResultString gives %v, Results lists %v", slices.Sorted(maps.Keys(got)), Results())
 	}
 }
