@@ -2,11 +2,13 @@ package core
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -556,8 +558,10 @@ func TestAttackStatusFloodClient(t *testing.T) {
 	}
 
 	var maxBps float64
+	var logs bytes.Buffer
 	sum, err := RunClient(context.Background(), ClientConfig{Address: liar, UDP: true, Direction: Transmit,
 		LocalTxSpeed: 1_000_000, Duration: 2 * time.Second, udpHooks: capt.hooks,
+		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnInterval: func(st IntervalStats) { maxBps = max(maxBps, st.TxBps) }})
 	if err != nil {
 		t.Fatalf("client against a lying server: %v", err)
@@ -570,6 +574,11 @@ func TestAttackStatusFloodClient(t *testing.T) {
 	}
 	if sum.Anomalies == 0 {
 		t.Fatal("no anomaly counted")
+	}
+	// A client's user gets the count; the log line is for -v, not a
+	// warning on every test against such a peer.
+	if !strings.Contains(logs.String(), `level=INFO msg="btest peer anomaly`) || strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("client's anomaly log, want one INFO line and no warning:\n%s", logs.String())
 	}
 	settled(t, base)
 }
