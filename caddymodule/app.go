@@ -409,7 +409,7 @@ func (a *App) checkNumbers() error {
 	} {
 		switch {
 		case f.max > 0 && (f.v < f.min || f.v > f.max):
-			return fmt.Errorf("%s %d is out of range 1-%d", f.name, f.v, f.max)
+			return fmt.Errorf("%s %d is out of range 1-%d (0: the default)", f.name, f.v, f.max)
 		case f.v < f.min && f.min == -1:
 			return fmt.Errorf("%s %d is below -1 (-1: no limit)", f.name, f.v)
 		case f.v < f.min:
