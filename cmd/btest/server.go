@@ -123,6 +123,14 @@ func serverConfig(o *options, log *slog.Logger) (core.ServerConfig, error) {
 	return cfg, nil
 }
 
+// openToAll reports whether a listener takes tests from anyone who reaches
+// it: no authentication, on an address beyond this host. The bare container
+// and a quick `btest -s` run this way; on a public address that is anyone's
+// traffic generator, paid for by this host's egress.
+func openToAll(auth core.AuthMode, a net.Addr) bool {
+	return auth == core.AuthNone && !isLoopback(a)
+}
+
 // flagName spells a flag for a message: "-p/--password", "--auth".
 func flagName(long string) string {
 	if f := newCLI(&options{}).all.Lookup(long); f != nil && f.Shorthand != "" {
@@ -172,6 +180,10 @@ func runServer(ctx context.Context, o *options, cfg core.ServerConfig, log *slog
 		lns = append(lns, ln)
 		log.Info("btest server listening", "addr", ln.Addr().String(), "auth", cfg.Auth.String(),
 			"udp_ports", fmt.Sprintf("%d-%d", cfg.UDPPortFirst, cfg.UDPPortLast))
+		if openToAll(cfg.Auth, ln.Addr()) {
+			log.Warn("the server takes tests without authentication on an address open to the network: anyone who reaches it can run tests at this host's expense; give -a USER with a password, and --max-tx-rate on a link billed by the byte",
+				"addr", ln.Addr().String())
+		}
 	}
 	if o.debugAddr != "" {
 		dbg, err := startDebug(o.debugAddr, log)
