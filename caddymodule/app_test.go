@@ -202,58 +202,26 @@ func TestRegisterMetricsTwice(t *testing.T) {
 // TestBuildInfoMetric checks caddy_btest_build_info: 1, labelled with the
 // running build's version and revision.
 func TestBuildInfoMetric(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	if err := registerMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	samples := gatheredLabels(t, "caddy_btest_build_info")
+	if len(samples) == 0 {
+		t.Fatal("no caddy_btest_build_info among the gathered metrics")
 	}
 	v := version.Get()
-	for _, mf := range mfs {
-		if mf.GetName() != "caddy_btest_build_info" {
-			continue
-		}
-		if len(mf.Metric) != 1 || mf.Metric[0].GetGauge().GetValue() != 1 {
-			t.Fatalf("build_info = %v, want one sample of 1", mf.Metric)
-		}
-		labels := map[string]string{}
-		for _, l := range mf.Metric[0].Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		if labels["version"] != v.Version || labels["revision"] != v.ShortRevision() {
-			t.Errorf("build_info labels %v, want version %q revision %q", labels, v.Version, v.ShortRevision())
-		}
-		return
+	if len(samples) != 1 || samples[0].value != 1 {
+		t.Fatalf("build_info = %v, want one sample of 1", samples)
 	}
-	t.Fatal("no caddy_btest_build_info among the gathered metrics")
+	if l := samples[0].labels; l["version"] != v.Version || l["revision"] != v.ShortRevision() {
+		t.Errorf("build_info labels %v, want version %q revision %q", l, v.Version, v.ShortRevision())
+	}
 }
 
 // TestSessionsTotalSeries: every proto, direction and result series of
 // caddy_btest_sessions_total is exported from the start, at 0, so a
 // dashboard shows 0 rather than "No data" before the first such test.
 func TestSessionsTotalSeries(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	if err := registerMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	have := map[string]bool{}
-	for _, mf := range mfs {
-		if mf.GetName() != "caddy_btest_sessions_total" {
-			continue
-		}
-		for _, m := range mf.Metric {
-			l := map[string]string{}
-			for _, lp := range m.Label {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			have[l["proto"]+" "+l["direction"]+" "+l["result"]] = true
-		}
+	for _, m := range gatheredLabels(t, "caddy_btest_sessions_total") {
+		have[m.labels["proto"]+" "+m.labels["direction"]+" "+m.labels["result"]] = true
 	}
 	var missing []string
 	for _, p := range []core.Proto{core.ProtoTCP, core.ProtoUDP} {
@@ -268,6 +236,41 @@ func TestSessionsTotalSeries(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("caddy_btest_sessions_total has no series for %d of %d label sets: %v", len(missing), 2*3*len(core.Results()), missing)
 	}
+}
+
+// sample is one gathered series: its labels and its value (a gauge's or a
+// counter's).
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// gatheredLabels registers our metrics on a fresh registry and returns
+// the series of the metric called name, as exported before any test ran.
+func gatheredLabels(t *testing.T, name string) []sample {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sample
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			l := map[string]string{}
+			for _, lp := range m.Label {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out = append(out, sample{l, m.GetGauge().GetValue() + m.GetCounter().GetValue()})
+		}
+	}
+	return out
 }
 
 func value(t *testing.T, c prometheus.Collector) float64 {
