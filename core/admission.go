@@ -78,10 +78,17 @@ func (b *tokenBucket) take(now time.Time, rate int) bool {
 
 // source groups an address into its source prefix.
 func (s *Server) source(a netip.Addr) netip.Prefix {
+	return SourceOf(a, s.cfg.SourcePrefixV4, s.cfg.SourcePrefixV6)
+}
+
+// SourceOf groups a client address into the prefix the server's
+// per-source limits count it under: its first v4Bits bits for IPv4
+// (IPv4-mapped IPv6 included), v6Bits for IPv6; a zone is dropped.
+func SourceOf(a netip.Addr, v4Bits, v6Bits int) netip.Prefix {
 	a = a.Unmap().WithZone("")
-	bits := s.cfg.SourcePrefixV6
+	bits := v6Bits
 	if a.Is4() {
-		bits = s.cfg.SourcePrefixV4
+		bits = v4Bits
 	}
 	p, _ := a.Prefix(bits)
 	return p

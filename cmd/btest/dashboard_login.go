@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/btest-go/btest/core"
 )
 
 // loginLimiter bounds wrong passwords at the dashboard. The page checks the
@@ -48,7 +50,7 @@ func (b *loginBucket) refill(now time.Time) {
 }
 
 // loginSource groups a request's remote address as the btest server
-// groups clients: an IPv4 address, an IPv6 /64.
+// groups clients by default: an IPv4 address, an IPv6 /64.
 func loginSource(remoteAddr string) netip.Prefix {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -58,13 +60,7 @@ func loginSource(remoteAddr string) netip.Prefix {
 	if err != nil {
 		return netip.Prefix{}
 	}
-	a = a.Unmap().WithZone("")
-	bits := 64
-	if a.Is4() {
-		bits = 32
-	}
-	p, _ := a.Prefix(bits)
-	return p
+	return core.SourceOf(a, core.DefaultSourcePrefixV4, core.DefaultSourcePrefixV6)
 }
 
 // take spends one password check of src at now, or reports that src has
