@@ -123,6 +123,7 @@ func (cc *clientConn) runTCP(parent context.Context) (Summary, error) {
 	}
 
 	lowat := newRxLowat(conns, start)
+	primeCPU()
 	win := newRateWindow(start)
 	watch := newTCPProgress(start, cfg.IdleTimeout, transmits, countRx, cfg.LocalTxSpeed, cfg.RemoteTxSpeed)
 	tick := time.NewTicker(cfg.Interval)

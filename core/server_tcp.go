@@ -61,6 +61,7 @@ func (ss *serverSession) runTCP(ctx context.Context, cancel context.CancelCauseF
 	}
 
 	lowat := newRxLowat(conns, ss.info.Started)
+	primeCPU()
 	win := newRateWindow(ss.info.Started)
 	watch := newTCPProgress(ss.info.Started, s.cfg.ProgressTimeout, dir.ServerTransmits(), dir.ServerReceivesData(),
 		ss.info.TxRate, ss.info.LocalTxSpeed)

@@ -216,6 +216,12 @@ func writeSize(txSize int) int {
 // yet (see statusCPU for the wire).
 func localCPU() int { return cpuload.Shared.Sample() }
 
+// primeCPU takes a CPU reading when a test's data phase starts, so that
+// its first interval's reading covers that interval: the first reading of
+// a process (or one after a long idle) only sets a baseline, and a 2 s
+// test's one interval would otherwise show no CPU at all.
+func primeCPU() { cpuload.Shared.Sample() }
+
 // statusCPU is the CPU byte of a status message: the wire has no
 // "unknown", so an unknown load goes as 0, as peers that do not measure it
 // send it.

@@ -214,6 +214,7 @@ func (e *udpEngine) run(ctx context.Context, cancel context.CancelCauseFunc, int
 		})
 	}
 
+	primeCPU()
 	win := newRateWindow(e.start)
 	statusTick := time.NewTicker(time.Second)
 	defer statusTick.Stop()
